@@ -1,0 +1,151 @@
+//! The command line (contract §9): `serve` and `import`. Every failure is one line on
+//! stderr and a non-zero exit, never a panic.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{DEFAULT_BODY_LIMIT, Settings};
+use crate::provision;
+use crate::startup::{self, Application};
+
+#[derive(Parser)]
+#[command(name = "soap-passwd", version, about = "SOAP UpdateUserPassword service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the SOAP endpoint.
+    Serve(ServeArgs),
+    /// Load a provisioning file (JSON) into the database, all or nothing.
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct DbArg {
+    /// SQLite database file; created and migrated on open.
+    #[arg(long, env = "SOAP_PASSWD_DB", default_value = "./soap-passwd.db")]
+    db: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: String,
+    #[command(flatten)]
+    db: DbArg,
+    /// The endpoint URL published in the WSDL, e.g. https://passwd.example.com/soap.
+    #[arg(long, value_parser = parse_public_url)]
+    public_url: Option<String>,
+    /// Load fixtures/demo.json into an empty database and print a request to try.
+    #[arg(long)]
+    demo: bool,
+    /// Largest request body in bytes; larger bodies get a SOAP fault with HTTP 413.
+    #[arg(long, default_value_t = DEFAULT_BODY_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
+    body_limit: u64,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    workers: Option<u64>,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The provisioning file.
+    file: PathBuf,
+    #[command(flatten)]
+    db: DbArg,
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let lower = s.to_ascii_lowercase();
+    if (lower.starts_with("http://") || lower.starts_with("https://")) && !s.contains(char::is_whitespace) {
+        Ok(s.trim_end_matches('/').to_string())
+    } else {
+        Err("must be an http:// or https:// URL".into())
+    }
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("soap-passwd: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Import(args) => import(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("soap-passwd: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut settings = Settings::new(args.bind, args.db.db);
+    settings.public_url = args.public_url;
+    settings.body_limit = usize::try_from(args.body_limit).map_err(|e| e.to_string())?;
+    if let Some(workers) = args.workers {
+        settings.workers = usize::try_from(workers).map_err(|e| e.to_string())?;
+    }
+    let store = startup::open_store(&settings).map_err(|e| e.to_string())?;
+    if args.demo {
+        if store.is_empty().map_err(|e| e.to_string())? {
+            let summary = provision::import_json(&store, crate::demo::DEMO_JSON, settings.hash)
+                .map_err(|e| format!("demo import failed: {e}"))?;
+            log::info!("demo directory loaded: {} users", summary.users_created);
+        } else {
+            log::info!("database is not empty; the demo directory was not loaded again");
+        }
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build_with_store(&settings, store).map_err(|e| e.to_string())?;
+        let host = settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+        let host = if host == "0.0.0.0" || host == "[::]" { "127.0.0.1" } else { host };
+        let endpoint = format!("http://{host}:{}/soap", app.port());
+        println!("soap-passwd listening on {endpoint} (WSDL: {endpoint}?wsdl)");
+        if args.demo {
+            println!("\nTry it:\n\n{}\n", crate::demo::ready_request(&endpoint));
+        }
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn import(args: ImportArgs) -> Result<(), String> {
+    let json = std::fs::read_to_string(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    let settings = Settings::new("127.0.0.1:0", args.db.db);
+    let store = startup::open_store(&settings).map_err(|e| e.to_string())?;
+    let summary = provision::import_json(&store, &json, settings.hash)
+        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    println!(
+        "imported {}: {} accounts, {} departments, {} roles, {} users created, {} updated",
+        args.file.display(),
+        summary.accounts,
+        summary.departments,
+        summary.roles,
+        summary.users_created,
+        summary.users_updated
+    );
+    Ok(())
+}

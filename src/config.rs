@@ -1,0 +1,52 @@
+//! Runtime settings of the server, gathered from the command line in one struct so that
+//! tests build exactly what the binary builds.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::crypto::HashParams;
+use crate::soap::Limits;
+
+/// Default request body limit: 64 KiB, about a hundred times a real request.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: String,
+    pub db: PathBuf,
+    /// The endpoint URL published in the WSDL (`soap:address`).
+    pub public_url: Option<String>,
+    pub body_limit: usize,
+    /// HTTP worker threads.
+    pub workers: usize,
+    pub hash: HashParams,
+    /// argon2 operations that may run at once.
+    pub hash_slots: usize,
+    /// How long a request waits for a hashing slot before `ServerBusyFault`.
+    pub hash_wait: Duration,
+    pub limits: Limits,
+}
+
+/// The number of cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl Settings {
+    /// Defaults for a database at `db`, listening on `bind`.
+    pub fn new(bind: impl Into<String>, db: impl Into<PathBuf>) -> Self {
+        Settings {
+            bind: bind.into(),
+            db: db.into(),
+            public_url: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            workers: cores(),
+            hash: HashParams::default(),
+            hash_slots: cores(),
+            hash_wait: Duration::from_secs(5),
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The vocabulary of the operation: parsed request values, roles, policy and the one
+//! error enum every layer below `soap` speaks.
+//!
+//! Every type here is constructed only by parsing ("parse, don't validate"), so the
+//! service never sees an over-long e-mail or an un-normalised password.
+
+mod error;
+mod fields;
+mod password;
+mod policy;
+mod role;
+
+pub use error::{DenyReason, ParameterError, ServiceError, Violation};
+pub use fields::{AccountUrl, Email, UserId};
+pub use password::Password;
+pub use policy::PasswordPolicy;
+pub use role::{Role, UserStatus};
+
+/// Everything the service needs to run `UpdateUserPassword`, already validated.
+#[derive(Debug)]
+pub struct UpdatePasswordRequest {
+    pub credentials: Credentials,
+    pub user_id: UserId,
+    pub new_password: Password,
+}
+
+/// The caller's own login, as sent in `credentials` (or, later, a WS-Security token).
+#[derive(Debug)]
+pub struct Credentials {
+    pub account_url: AccountUrl,
+    pub email: Email,
+    pub password: Password,
+}
+
+/// Facts about the HTTP exchange the service records in the audit trail.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Random id also sent back in the `X-Request-Id` header and written to the log line.
+    pub request_id: String,
+    /// The peer address of the connection (no proxy header is trusted by default).
+    pub client_addr: String,
+}

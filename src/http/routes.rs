@@ -1,0 +1,239 @@
+//! The routes of contract §2 and the SOAP endpoint's request pipeline.
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use log::info;
+
+use crate::domain::RequestContext;
+use crate::service::{Attempt, Service};
+use crate::soap::{
+    self, EnvelopeError, Fault, Limits, Operation, Refused, SoapVersion, decode_body,
+    decode_update_password, parse_envelope,
+};
+
+/// What every worker shares.
+pub struct AppState {
+    pub service: Service,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Structural bounds for the envelope pre-pass.
+    pub limits: Limits,
+    /// The endpoint URL published in the WSDL; `None` builds it from the Host header.
+    pub public_url: Option<String>,
+}
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/soap")
+            .route(web::post().to(soap_endpoint))
+            .route(web::get().to(documents)),
+    )
+    .service(web::resource("/health").route(web::get().to(health)));
+}
+
+/// The fields of the one log line per call. Identifiers only: never a password,
+/// a hash or the body.
+#[derive(Default)]
+struct CallLog {
+    operation: &'static str,
+    outcome: &'static str,
+    account: Option<String>,
+    caller: Option<String>,
+    target: Option<String>,
+}
+
+impl CallLog {
+    fn refused(error: &EnvelopeError) -> Self {
+        CallLog { operation: "-", outcome: error.code(), ..CallLog::default() }
+    }
+}
+
+fn new_request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn respond(version: SoapVersion, status: u16, body: String, request_id: &str) -> HttpResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, version.content_type()))
+        .insert_header(("X-Request-Id", request_id))
+        .body(body)
+}
+
+fn fault_response(version: SoapVersion, fault: &Fault, request_id: &str) -> HttpResponse {
+    let version = fault.answer_version(version);
+    let mut response = respond(version, fault.http_status(version), soap::write_fault(version, fault), request_id);
+    if let Some(seconds) = fault.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// Reads the body, refusing it as soon as it exceeds `limit` bytes.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, EnvelopeError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(EnvelopeError::TooLarge);
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| EnvelopeError::NotXml)?;
+        if body.len() + chunk.len() > limit {
+            return Err(EnvelopeError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn soap_endpoint(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        client_addr: req.peer_addr().map_or_else(|| "-".to_string(), |a| a.ip().to_string()),
+    };
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let fallback = SoapVersion::from_content_type(content_type);
+
+    let (response, log) = match read_body(&req, payload, state.body_limit).await {
+        Err(error) => {
+            let fault = Fault::from_envelope_error(&error);
+            let mut response = fault_response(fallback, &fault, &request_id);
+            if error == EnvelopeError::TooLarge {
+                // The rest of the body is not read; the connection cannot be reused.
+                response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+            }
+            (response, CallLog::refused(&error))
+        }
+        Ok(body) => handle_envelope(&body, fallback, &state, &ctx).await,
+    };
+    info!(
+        target: "soap_passwd::access",
+        "request_id={} op={} outcome={} account={:?} caller={:?} target={:?} status={} duration_ms={:.1}",
+        request_id,
+        log.operation,
+        log.outcome,
+        log.account.as_deref().unwrap_or("-"),
+        log.caller.as_deref().unwrap_or("-"),
+        log.target.as_deref().unwrap_or("-"),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
+    response
+}
+
+/// Everything after the body is read: pre-pass, decode, operation, response.
+async fn handle_envelope(
+    body: &[u8],
+    fallback: SoapVersion,
+    state: &AppState,
+    ctx: &RequestContext,
+) -> (HttpResponse, CallLog) {
+    let parsed = decode_body(body)
+        .map_err(|error| Refused { version: None, error })
+        .and_then(|text| parse_envelope(text, &state.limits));
+    let envelope = match parsed {
+        Ok(envelope) => envelope,
+        Err(refused) => {
+            let fault = Fault::from_envelope_error(&refused.error);
+            let version = refused.version.unwrap_or(fallback);
+            return (fault_response(version, &fault, &ctx.request_id), CallLog::refused(&refused.error));
+        }
+    };
+    let version = envelope.version;
+    let operation = envelope.operation.name();
+    let attempt = match envelope.operation {
+        Operation::UpdateUserPassword(element) => match decode_update_password(element) {
+            Ok(request) => state.service.update_password(request, ctx).await,
+            Err(error) => state.service.reject(error, ctx).await,
+        },
+    };
+    let (response, outcome) = match &attempt.result {
+        Ok(()) => (
+            respond(version, 200, soap::success_response(version), &ctx.request_id),
+            "OK",
+        ),
+        Err(error) => {
+            if let crate::domain::ServiceError::Internal(detail) = error {
+                log::error!("request_id={} internal error: {detail}", ctx.request_id);
+            }
+            (
+                fault_response(version, &Fault::from_service_error(error), &ctx.request_id),
+                error.outcome_code(),
+            )
+        }
+    };
+    let Attempt { account, caller, target, .. } = attempt;
+    (response, CallLog { operation, outcome, account, caller, target })
+}
+
+/// `GET /soap?wsdl` and `GET /soap?xsd=NAME`.
+async fn documents(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let query = req.query_string();
+    let xml = |body: String| {
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/xml; charset=utf-8"))
+            .body(body)
+    };
+    if query.eq_ignore_ascii_case("wsdl") || query.to_ascii_lowercase().starts_with("wsdl=") {
+        return xml(soap::wsdl::wsdl_for(&endpoint_url(&req, &state)));
+    }
+    if let Some(name) = query.strip_prefix("xsd=") {
+        if let Some(schema) = soap::wsdl::schema(name) {
+            return xml(schema.to_string());
+        }
+        return HttpResponse::NotFound().body("no such schema\n");
+    }
+    HttpResponse::BadRequest()
+        .content_type("text/plain; charset=utf-8")
+        .body("POST SOAP requests here; GET ?wsdl for the service description\n")
+}
+
+/// The endpoint's public URL: the configured one, else built from the Host header.
+/// Forwarding headers are not trusted: a proxy deployment sets `--public-url`.
+fn endpoint_url(req: &HttpRequest, state: &AppState) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+        })
+        .map(str::to_string)
+        .or_else(|| req.app_config().host().parse().ok())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("http://{host}/soap")
+}
+
+/// `GET /health`: 200 when the database answers.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    if state.service.store().healthy().await {
+        HttpResponse::Ok().content_type("text/plain").body("ok\n")
+    } else {
+        HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unavailable\n")
+    }
+}

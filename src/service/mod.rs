@@ -1,0 +1,242 @@
+//! The `UpdateUserPassword` operation: authenticate → find target → authorise →
+//! policy → change, with an audit row for every attempt.
+//!
+//! Architecture invariant: the service knows neither XML nor SQL. It receives domain
+//! requests from `soap`, talks to `store` through named methods and to `crypto` through
+//! the bounded hasher, and answers with a [`ServiceError`] variant that `soap::fault`
+//! turns into exactly one fault.
+
+pub mod permission;
+
+use chrono::{SecondsFormat, Utc};
+
+use crate::crypto::PasswordHasher;
+use crate::domain::{
+    Credentials, ParameterError, Password, RequestContext, ServiceError, UpdatePasswordRequest,
+    UserStatus, Violation,
+};
+use crate::store::{AccountRecord, AuditRecord, AuditSink, ChangeRecord, Store, UserRecord};
+
+/// What one call did, for the log line and the audit trail.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The account URL as sent, when it parsed.
+    pub account: Option<String>,
+    /// The authenticated caller's user id.
+    pub caller: Option<String>,
+    /// The target's user id as sent, when it parsed.
+    pub target: Option<String>,
+    pub result: Result<(), ServiceError>,
+}
+
+/// Ids gathered while the operation runs, so a failure can be audited with what is known.
+#[derive(Default)]
+struct Known {
+    account_id: Option<i64>,
+    caller: Option<(i64, String)>,
+    target_id: Option<i64>,
+}
+
+/// The operation, with the store, the hasher and the audit writer it needs.
+#[derive(Clone)]
+pub struct Service {
+    store: Store,
+    hasher: PasswordHasher,
+    audit: AuditSink,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl Service {
+    pub fn new(store: Store, hasher: PasswordHasher, audit: AuditSink) -> Self {
+        Service { store, hasher, audit }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Records a call whose parameters did not parse (audited with no identifiers).
+    pub async fn reject(&self, error: ParameterError, ctx: &RequestContext) -> Attempt {
+        let error = ServiceError::WrongParameters(error);
+        self.audit
+            .record(AuditRecord {
+                at: now(),
+                request_id: ctx.request_id.clone(),
+                account_id: None,
+                account_url: None,
+                caller_id: None,
+                caller_email: None,
+                target_id: None,
+                target_ext_id: None,
+                outcome: error.outcome_code(),
+                detail: error.audit_detail(),
+                client_addr: ctx.client_addr.clone(),
+            })
+            .await;
+        Attempt { account: None, caller: None, target: None, result: Err(error) }
+    }
+
+    /// Runs `UpdateUserPassword`. Failures are audited here; a success is audited in the
+    /// change's own transaction.
+    pub async fn update_password(&self, req: UpdatePasswordRequest, ctx: &RequestContext) -> Attempt {
+        let mut known = Known::default();
+        let result = self.run(&req, ctx, &mut known).await;
+        if let Err(error) = &result {
+            self.audit
+                .record(AuditRecord {
+                    at: now(),
+                    request_id: ctx.request_id.clone(),
+                    account_id: known.account_id,
+                    account_url: Some(req.credentials.account_url.as_str().to_string()),
+                    caller_id: known.caller.as_ref().map(|(id, _)| *id),
+                    caller_email: Some(req.credentials.email.as_str().to_string()),
+                    target_id: known.target_id,
+                    target_ext_id: Some(req.user_id.as_str().to_string()),
+                    outcome: error.outcome_code(),
+                    detail: error.audit_detail(),
+                    client_addr: ctx.client_addr.clone(),
+                })
+                .await;
+        }
+        Attempt {
+            account: Some(req.credentials.account_url.as_str().to_string()),
+            caller: known.caller.map(|(_, ext)| ext),
+            target: Some(req.user_id.as_str().to_string()),
+            result,
+        }
+    }
+
+    async fn run(
+        &self,
+        req: &UpdatePasswordRequest,
+        ctx: &RequestContext,
+        known: &mut Known,
+    ) -> Result<(), ServiceError> {
+        let (account, caller) = self.authenticate(&req.credentials, known).await?;
+        known.caller = Some((caller.id, caller.ext_id.clone()));
+
+        let target = self
+            .store
+            .find_target(account.id, caller.id, req.user_id.as_str().to_string(), account.policy.history)
+            .await
+            .map_err(ServiceError::internal)?
+            .ok_or(ServiceError::UnknownUser)?;
+        known.target_id = Some(target.user.id);
+
+        permission::authorise(&caller, &target, account.policy.self_service)
+            .map_err(ServiceError::PermissionDenied)?;
+
+        let new = &req.new_password;
+        let mut violations = account.policy.check_text(new, &target.user.email);
+        // The current password: for a self-change the caller just proved it, so compare
+        // plaintexts instead of paying for another argon2 verify.
+        let mut to_verify = target.history.clone();
+        if caller.id == target.user.id {
+            if req.credentials.password.matches(new) {
+                violations.push(Violation::SameAsCurrent);
+            }
+        } else {
+            to_verify.insert(0, target.user.password_hash.clone());
+        }
+        let matched = self.hasher.matches_any(to_verify, new).await?;
+        let (current, history) = if caller.id == target.user.id {
+            (&[][..], &matched[..])
+        } else {
+            matched.split_at(1.min(matched.len()))
+        };
+        if current.iter().any(|m| *m) {
+            violations.push(Violation::SameAsCurrent);
+        }
+        if history.iter().any(|m| *m) {
+            violations.push(Violation::Reused);
+        }
+        if !violations.is_empty() {
+            violations.sort();
+            return Err(ServiceError::WrongParameters(policy_error(violations)));
+        }
+
+        let new_hash = self.hasher.hash(new).await?;
+        self.store
+            .apply_change(ChangeRecord {
+                account_id: account.id,
+                target_id: target.user.id,
+                new_hash,
+                history_keep: account.policy.history,
+                audit: AuditRecord {
+                    at: now(),
+                    request_id: ctx.request_id.clone(),
+                    account_id: Some(account.id),
+                    account_url: Some(req.credentials.account_url.as_str().to_string()),
+                    caller_id: Some(caller.id),
+                    caller_email: Some(req.credentials.email.as_str().to_string()),
+                    target_id: Some(target.user.id),
+                    target_ext_id: Some(target.user.ext_id.clone()),
+                    outcome: "OK",
+                    detail: None,
+                    client_addr: ctx.client_addr.clone(),
+                },
+            })
+            .await
+            .map_err(ServiceError::internal)?;
+        Ok(())
+    }
+
+    /// Finds and verifies the caller. Every failure — unknown account, unknown e-mail,
+    /// wrong password, deactivated caller — costs one argon2 verify and gives the same error.
+    async fn authenticate(
+        &self,
+        credentials: &Credentials,
+        known: &mut Known,
+    ) -> Result<(AccountRecord, UserRecord), ServiceError> {
+        let lookup = self
+            .store
+            .find_caller(
+                credentials.account_url.key().to_string(),
+                credentials.email.key().to_string(),
+            )
+            .await
+            .map_err(ServiceError::internal)?;
+        known.account_id = lookup.account.as_ref().map(|a| a.id);
+        let stored = lookup.user.as_ref().map(|u| u.password_hash.clone());
+        let verification = self.hasher.verify(stored, &credentials.password).await?;
+        let (Some(account), Some(user)) = (lookup.account, lookup.user) else {
+            return Err(ServiceError::AuthenticationFailed);
+        };
+        if !verification.matches || user.status != UserStatus::Active {
+            return Err(ServiceError::AuthenticationFailed);
+        }
+        if verification.needs_upgrade {
+            self.upgrade(&user, &credentials.password).await;
+        }
+        Ok((account, user))
+    }
+
+    /// Re-hashes a password stored with weaker parameters. Best effort: a failure here
+    /// must not fail the caller's request.
+    async fn upgrade(&self, user: &UserRecord, password: &Password) {
+        let result = match self.hasher.hash(password).await {
+            Ok(new_hash) => self
+                .store
+                .upgrade_hash(user.id, user.password_hash.clone(), new_hash)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => log::info!("upgraded the hash parameters of user {}", user.ext_id),
+            Err(e) => log::warn!("could not upgrade the hash of user {}: {e}", user.ext_id),
+        }
+    }
+}
+
+fn policy_error(violations: Vec<Violation>) -> ParameterError {
+    let reasons: Vec<&str> = violations.iter().map(|v| v.describe()).collect();
+    ParameterError {
+        parameter: "password",
+        message: format!("The new password {}.", reasons.join("; it ")),
+        violations,
+    }
+}

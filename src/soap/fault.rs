@@ -1,0 +1,165 @@
+//! Faults: what every refusal looks like on the wire. [`Fault::from_service_error`] and
+//! [`Fault::from_envelope_error`] are the only places errors become faults.
+
+use std::borrow::Cow;
+
+use super::SoapVersion;
+use super::envelope::{EnvelopeError, QualifiedName};
+use crate::domain::ServiceError;
+
+/// The fault's code, named as in SOAP 1.1; [`FaultCode::local_name`] gives the 1.2 name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultCode {
+    Client,
+    Server,
+    VersionMismatch,
+    MustUnderstand,
+}
+
+impl FaultCode {
+    pub fn local_name(self, version: SoapVersion) -> &'static str {
+        match (self, version) {
+            (FaultCode::Client, SoapVersion::V11) => "Client",
+            (FaultCode::Client, SoapVersion::V12) => "Sender",
+            (FaultCode::Server, SoapVersion::V11) => "Server",
+            (FaultCode::Server, SoapVersion::V12) => "Receiver",
+            (FaultCode::VersionMismatch, _) => "VersionMismatch",
+            (FaultCode::MustUnderstand, _) => "MustUnderstand",
+        }
+    }
+}
+
+/// The typed part of a fault: one element in `api` named for the fault type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultDetail {
+    /// Local name of the detail element, e.g. `WrongParametersFault`.
+    pub element: &'static str,
+    /// Stable machine-readable code, e.g. `WRONG_PARAMETERS`.
+    pub code: &'static str,
+    pub message: String,
+    /// Extra children in order, e.g. `("parameter", "password")`, `("violation", "TOO_SHORT")`.
+    pub extras: Vec<(&'static str, String)>,
+}
+
+/// A SOAP fault, independent of version until written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub code: FaultCode,
+    pub reason: Cow<'static, str>,
+    pub detail: Option<FaultDetail>,
+    /// Set for 413 and 503; otherwise the status follows from code and version.
+    pub status_override: Option<u16>,
+    /// Header blocks named in a SOAP 1.2 `NotUnderstood` header.
+    pub not_understood: Vec<QualifiedName>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u32>,
+}
+
+impl Fault {
+    fn new(code: FaultCode, reason: impl Into<Cow<'static, str>>) -> Self {
+        Fault {
+            code,
+            reason: reason.into(),
+            detail: None,
+            status_override: None,
+            not_understood: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    fn typed(
+        reason: &'static str,
+        element: &'static str,
+        code: &'static str,
+        message: String,
+        extras: Vec<(&'static str, String)>,
+    ) -> Self {
+        Fault {
+            detail: Some(FaultDetail { element, code, message, extras }),
+            ..Fault::new(FaultCode::Client, reason)
+        }
+    }
+
+    /// The one mapping from domain errors to faults (contract §4).
+    pub fn from_service_error(error: &ServiceError) -> Fault {
+        match error {
+            ServiceError::WrongParameters(p) => {
+                let mut extras = vec![("parameter", p.parameter.to_string())];
+                extras.extend(p.violations.iter().map(|v| ("violation", v.id().to_string())));
+                Fault::typed("Wrong parameters", "WrongParametersFault", "WRONG_PARAMETERS", p.message.clone(), extras)
+            }
+            ServiceError::AuthenticationFailed => Fault::typed(
+                "Authorization failed",
+                "AuthenticationFailedFault",
+                "AUTHENTICATION_FAILED",
+                "The account, e-mail or password is wrong, or the caller may not sign in.".into(),
+                Vec::new(),
+            ),
+            ServiceError::UnknownUser => Fault::typed(
+                "Unknown user",
+                "UnknownUserFault",
+                "UNKNOWN_USER",
+                "No user with this userId exists in the caller's account.".into(),
+                Vec::new(),
+            ),
+            ServiceError::PermissionDenied(reason) => Fault::typed(
+                "Permission denied",
+                "PermissionDeniedFault",
+                "PERMISSION_DENIED",
+                format!("The caller may not change this user's password: {}.", reason.describe()),
+                vec![("reason", reason.id().to_string())],
+            ),
+            ServiceError::ServerBusy => Fault {
+                code: FaultCode::Server,
+                status_override: Some(503),
+                retry_after: Some(1),
+                detail: Some(FaultDetail {
+                    element: "ServerBusyFault",
+                    code: "SERVER_BUSY",
+                    message: "The service is at capacity; retry shortly.".into(),
+                    extras: Vec::new(),
+                }),
+                ..Fault::new(FaultCode::Server, "Server busy")
+            },
+            ServiceError::Internal(_) => Fault::internal(),
+        }
+    }
+
+    /// The one mapping from envelope errors to faults (no detail: the Body was not processed).
+    pub fn from_envelope_error(error: &EnvelopeError) -> Fault {
+        let reason = error.to_string();
+        match error {
+            EnvelopeError::VersionMismatch => Fault::new(FaultCode::VersionMismatch, reason),
+            EnvelopeError::MustUnderstand(names) => Fault {
+                not_understood: names.clone(),
+                ..Fault::new(FaultCode::MustUnderstand, reason)
+            },
+            EnvelopeError::TooLarge => Fault {
+                status_override: Some(413),
+                ..Fault::new(FaultCode::Client, reason)
+            },
+            _ => Fault::new(FaultCode::Client, reason),
+        }
+    }
+
+    /// Anything unexpected: says nothing internal.
+    pub fn internal() -> Fault {
+        Fault::new(FaultCode::Server, "Internal error")
+    }
+
+    /// The HTTP status for this fault in `version` (contract §2, §4).
+    pub fn http_status(&self, version: SoapVersion) -> u16 {
+        if let Some(status) = self.status_override {
+            return status;
+        }
+        match (version, self.code) {
+            (SoapVersion::V12, FaultCode::Client) => 400,
+            _ => 500,
+        }
+    }
+
+    /// The version to answer in: VersionMismatch is always answered as SOAP 1.1.
+    pub fn answer_version(&self, request: SoapVersion) -> SoapVersion {
+        if self.code == FaultCode::VersionMismatch { SoapVersion::V11 } else { request }
+    }
+}

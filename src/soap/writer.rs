@@ -1,0 +1,106 @@
+//! Writing envelopes: the success response and faults, in the request's SOAP version.
+
+use quick_xml::escape::escape;
+
+use super::fault::Fault;
+use super::{API_NS, SoapVersion};
+
+/// Envelope prefix: `SOAP-ENV` for 1.1 (what legacy clients expect to see), `env` for 1.2.
+fn prefix(version: SoapVersion) -> &'static str {
+    match version {
+        SoapVersion::V11 => "SOAP-ENV",
+        SoapVersion::V12 => "env",
+    }
+}
+
+fn open_envelope(out: &mut String, version: SoapVersion) {
+    let p = prefix(version);
+    out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    out.push_str(&format!(r#"<{p}:Envelope xmlns:{p}="{}">"#, version.envelope_ns()));
+}
+
+/// `UpdateUserPasswordResult` with `success` true.
+pub fn success_response(version: SoapVersion) -> String {
+    let p = prefix(version);
+    let mut out = String::with_capacity(320);
+    open_envelope(&mut out, version);
+    out.push_str(&format!(
+        r#"<{p}:Body><UpdateUserPasswordResult xmlns="{API_NS}"><success>true</success></UpdateUserPasswordResult></{p}:Body></{p}:Envelope>"#
+    ));
+    out
+}
+
+/// A fault envelope in `version`. Every dynamic string is escaped.
+pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
+    let p = prefix(version);
+    let code = format!("{p}:{}", fault.code.local_name(version));
+    let mut out = String::with_capacity(768);
+    open_envelope(&mut out, version);
+    if version == SoapVersion::V12 && !fault.not_understood.is_empty() {
+        out.push_str(&format!("<{p}:Header>"));
+        for (i, name) in fault.not_understood.iter().enumerate() {
+            let (decl, qname) = match &name.ns {
+                Some(ns) => (format!(r#" xmlns:nu{i}="{}""#, escape(ns.as_str())), format!("nu{i}:{}", name.local)),
+                None => (String::new(), name.local.clone()),
+            };
+            out.push_str(&format!(r#"<{p}:NotUnderstood qname="{}"{decl}/>"#, escape(qname.as_str())));
+        }
+        out.push_str(&format!("</{p}:Header>"));
+    }
+    out.push_str(&format!("<{p}:Body><{p}:Fault>"));
+    let reason = escape(fault.reason.as_ref());
+    match version {
+        SoapVersion::V11 => {
+            out.push_str(&format!("<faultcode>{code}</faultcode><faultstring>{reason}</faultstring>"));
+        }
+        SoapVersion::V12 => {
+            out.push_str(&format!(
+                r#"<{p}:Code><{p}:Value>{code}</{p}:Value></{p}:Code><{p}:Reason><{p}:Text xml:lang="en">{reason}</{p}:Text></{p}:Reason>"#
+            ));
+        }
+    }
+    if let Some(d) = &fault.detail {
+        let (open, close) = match version {
+            SoapVersion::V11 => ("<detail>".to_string(), "</detail>".to_string()),
+            SoapVersion::V12 => (format!("<{p}:Detail>"), format!("</{p}:Detail>")),
+        };
+        out.push_str(&open);
+        out.push_str(&format!(
+            r#"<{el} xmlns="{API_NS}"><code>{code}</code><message>{msg}</message>"#,
+            el = d.element,
+            code = d.code,
+            msg = escape(d.message.as_str())
+        ));
+        for (name, value) in &d.extras {
+            out.push_str(&format!("<{name}>{}</{name}>", escape(value.as_str())));
+        }
+        out.push_str(&format!("</{}>", d.element));
+        out.push_str(&close);
+    }
+    out.push_str(&format!("</{p}:Fault></{p}:Body></{p}:Envelope>"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DenyReason, ServiceError};
+    use crate::soap::{Limits, parse_envelope};
+
+    #[test]
+    fn faults_are_well_formed_with_qualified_codes() {
+        let f = Fault::from_service_error(&ServiceError::PermissionDenied(DenyReason::NotInScope));
+        let xml = write_fault(SoapVersion::V11, &f);
+        assert!(xml.contains("<faultcode>SOAP-ENV:Client</faultcode><faultstring>Permission denied</faultstring>"));
+        assert!(xml.contains("<reason>NOT_IN_SCOPE</reason>"));
+        let xml12 = write_fault(SoapVersion::V12, &f);
+        assert!(xml12.contains("<env:Value>env:Sender</env:Value>"));
+        assert_eq!(f.http_status(SoapVersion::V12), 400);
+        assert_eq!(f.http_status(SoapVersion::V11), 500);
+        // the fault writer's output is itself a parseable envelope
+        for xml in [xml, xml12] {
+            let err = parse_envelope(&xml, &Limits::default()).unwrap_err();
+            assert_eq!(err.error, crate::soap::EnvelopeError::UnknownOperation);
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Queries of the operation: caller and target lookup, the department-scope decision
+//! facts, the change transaction and the audit trail.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::StoreError;
+use crate::domain::{PasswordPolicy, Role, UserStatus};
+
+/// An account and its password policy.
+#[derive(Debug, Clone)]
+pub struct AccountRecord {
+    pub id: i64,
+    pub url: String,
+    pub policy: PasswordPolicy,
+}
+
+/// A user as the operation needs them. `password_hash` never leaves the service.
+#[derive(Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub ext_id: String,
+    pub email: String,
+    pub role: Role,
+    pub status: UserStatus,
+    pub externally_managed: bool,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("ext_id", &self.ext_id)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("externally_managed", &self.externally_managed)
+            .field("password_hash", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The account named by the caller's URL and the user with the caller's e-mail in it.
+#[derive(Debug)]
+pub struct CallerLookup {
+    pub account: Option<AccountRecord>,
+    pub user: Option<UserRecord>,
+}
+
+/// The target user plus the facts the permission rules need.
+#[derive(Debug)]
+pub struct TargetRecord {
+    pub user: UserRecord,
+    /// The target's department lies in a subtree the caller administers or holds
+    /// `change_password` over.
+    pub in_scope: bool,
+    /// Every department the target administers or holds a role over lies in such a subtree.
+    pub reach_in_scope: bool,
+    /// Hashes of the passwords the user had before the current one, newest first,
+    /// at most the policy's history length.
+    pub history: Vec<String>,
+}
+
+/// One row of the audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub at: String,
+    pub request_id: String,
+    pub account_id: Option<i64>,
+    pub account_url: Option<String>,
+    pub caller_id: Option<i64>,
+    pub caller_email: Option<String>,
+    pub target_id: Option<i64>,
+    pub target_ext_id: Option<String>,
+    pub outcome: &'static str,
+    pub detail: Option<String>,
+    pub client_addr: String,
+}
+
+/// A password change to commit.
+pub struct ChangeRecord {
+    pub account_id: i64,
+    pub target_id: i64,
+    pub new_hash: String,
+    /// How many previous hashes the account's policy needs kept.
+    pub history_keep: u32,
+    pub audit: AuditRecord,
+}
+
+const USER_COLUMNS: &str =
+    "u.id, u.ext_id, u.email, u.role, u.status, u.externally_managed, u.password_hash";
+
+fn user_from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<UserRecord> {
+    let role: String = row.get(offset + 3)?;
+    let status: String = row.get(offset + 4)?;
+    Ok(UserRecord {
+        id: row.get(offset)?,
+        ext_id: row.get(offset + 1)?,
+        email: row.get(offset + 2)?,
+        // The schema's CHECK constraints make these total.
+        role: Role::parse(&role).unwrap_or(Role::User),
+        status: UserStatus::parse(&status).unwrap_or(UserStatus::Deactivated),
+        externally_managed: row.get(offset + 5)?,
+        password_hash: row.get(offset + 6)?,
+    })
+}
+
+pub(super) fn find_caller(
+    conn: &Connection,
+    account_key: &str,
+    email_key: &str,
+) -> Result<CallerLookup, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT a.id, a.url, a.min_length, a.max_length, a.forbid_email, a.forbid_common,
+                a.history, a.self_service, {USER_COLUMNS}
+           FROM accounts a
+           LEFT JOIN users u ON u.account_id = a.id AND u.email_key = ?2
+          WHERE a.url_key = ?1"
+    ))?;
+    let found = stmt
+        .query_row(params![account_key, email_key], |row| {
+            let account = AccountRecord {
+                id: row.get(0)?,
+                url: row.get(1)?,
+                policy: PasswordPolicy {
+                    min_length: row.get(2)?,
+                    max_length: row.get(3)?,
+                    forbid_email: row.get(4)?,
+                    forbid_common: row.get(5)?,
+                    history: row.get(6)?,
+                    self_service: row.get(7)?,
+                },
+            };
+            let user = match row.get::<_, Option<i64>>(8)? {
+                Some(_) => Some(user_from_row(row, 8)?),
+                None => None,
+            };
+            Ok((account, user))
+        })
+        .optional()?;
+    Ok(match found {
+        Some((account, user)) => CallerLookup { account: Some(account), user },
+        None => CallerLookup { account: None, user: None },
+    })
+}
+
+pub(super) fn find_target(
+    conn: &Connection,
+    account_id: i64,
+    caller_id: i64,
+    target_ext_id: &str,
+    history: u32,
+) -> Result<Option<TargetRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS}, u.department_id FROM users u
+          WHERE u.account_id = ?1 AND u.ext_id = ?2"
+    ))?;
+    let Some((user, department)) = stmt
+        .query_row(params![account_id, target_ext_id], |row| {
+            Ok((user_from_row(row, 0)?, row.get::<_, i64>(7)?))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+
+    let reach = departments_reached_by(conn, user.id)?;
+    let covered = covered_departments(conn, caller_id, user.id)?;
+    let in_scope = covered.contains(&department);
+    let reach_in_scope = reach.iter().all(|d| covered.contains(d));
+
+    let history = if history == 0 {
+        Vec::new()
+    } else {
+        let mut stmt = conn.prepare_cached(
+            "SELECT password_hash FROM password_history
+              WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        stmt.query_map(params![user.id, history], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?
+    };
+    Ok(Some(TargetRecord { user, in_scope, reach_in_scope, history }))
+}
+
+/// Departments a user administers or holds any custom role over.
+fn departments_reached_by(conn: &Connection, user_id: i64) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT department_id FROM user_manages WHERE user_id = ?1
+         UNION
+         SELECT department_id FROM user_roles WHERE user_id = ?1",
+    )?;
+    let rows = stmt.query_map([user_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Of the target's department and the departments the target reaches, those that lie in
+/// the caller's scope. Walks up from each starting department to the root (cost grows
+/// with depth, not with the size of the tree); `UNION` stops a cycle from looping.
+fn covered_departments(
+    conn: &Connection,
+    caller_id: i64,
+    target_id: i64,
+) -> Result<HashSet<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "WITH RECURSIVE
+           scope(dept) AS (
+             SELECT department_id FROM user_manages WHERE user_id = ?1
+             UNION
+             SELECT ur.department_id FROM user_roles ur
+               JOIN role_permissions rp
+                 ON rp.role_id = ur.role_id AND rp.permission = 'change_password'
+              WHERE ur.user_id = ?1),
+           starts(dept) AS (
+             SELECT department_id FROM users WHERE id = ?2
+             UNION SELECT department_id FROM user_manages WHERE user_id = ?2
+             UNION SELECT department_id FROM user_roles WHERE user_id = ?2),
+           up(start, dept) AS (
+             SELECT dept, dept FROM starts WHERE EXISTS (SELECT 1 FROM scope)
+             UNION
+             SELECT up.start, d.parent_id FROM up JOIN departments d ON d.id = up.dept
+              WHERE d.parent_id IS NOT NULL)
+         SELECT DISTINCT up.start FROM up JOIN scope ON scope.dept = up.dept",
+    )?;
+    let rows = stmt.query_map(params![caller_id, target_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO audit_log (at, request_id, account_id, account_url, caller_id,
+                                caller_email, target_id, target_ext_id, outcome, detail,
+                                client_addr)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    stmt.execute(params![
+        r.at,
+        r.request_id,
+        r.account_id,
+        r.account_url,
+        r.caller_id,
+        r.caller_email,
+        r.target_id,
+        r.target_ext_id,
+        r.outcome,
+        r.detail,
+        r.client_addr
+    ])?;
+    Ok(())
+}
+
+pub(super) fn apply_change(conn: &mut Connection, c: &ChangeRecord) -> Result<i64, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if c.history_keep > 0 {
+        tx.prepare_cached(
+            "INSERT INTO password_history (user_id, password_hash, replaced_at)
+             SELECT id, password_hash, ?2 FROM users WHERE id = ?1",
+        )?
+        .execute(params![c.target_id, c.audit.at])?;
+        tx.prepare_cached(
+            "DELETE FROM password_history WHERE user_id = ?1 AND id NOT IN
+               (SELECT id FROM password_history WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2)",
+        )?
+        .execute(params![c.target_id, c.history_keep])?;
+    } else {
+        tx.prepare_cached("DELETE FROM password_history WHERE user_id = ?1")?
+            .execute([c.target_id])?;
+    }
+    let version: i64 = tx
+        .prepare_cached(
+            "UPDATE users SET password_hash = ?2, password_changed_at = ?3,
+                              credential_version = credential_version + 1
+              WHERE id = ?1 RETURNING credential_version",
+        )?
+        .query_row(params![c.target_id, c.new_hash, c.audit.at], |r| r.get(0))?;
+    insert_audit(&tx, &c.audit)?;
+    tx.prepare_cached(
+        "INSERT INTO events (at, kind, account_id, user_id, credential_version, request_id)
+         VALUES (?1, 'password_changed', ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![c.audit.at, c.account_id, c.target_id, version, c.audit.request_id])?;
+    tx.commit()?;
+    Ok(version)
+}
+
+pub(super) fn upgrade_hash(
+    conn: &Connection,
+    user_id: i64,
+    old_hash: &str,
+    new_hash: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2")?
+        .execute(params![user_id, old_hash, new_hash])?;
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! Applying a validated provisioning plan: upserts by id, all in one transaction,
+//! never touching the password of a user who already exists.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::StoreError;
+use crate::domain::{PasswordPolicy, Role, UserStatus};
+
+/// A whole provisioning file, validated: every reference resolves within its account.
+#[derive(Debug, Default)]
+pub struct DirectoryPlan {
+    pub accounts: Vec<AccountPlan>,
+}
+
+#[derive(Debug)]
+pub struct AccountPlan {
+    pub url: String,
+    pub url_key: String,
+    pub name: String,
+    pub policy: PasswordPolicy,
+    /// Parents come before their children.
+    pub departments: Vec<DepartmentPlan>,
+    pub roles: Vec<RolePlan>,
+    pub users: Vec<UserPlan>,
+}
+
+#[derive(Debug)]
+pub struct DepartmentPlan {
+    pub ext_id: String,
+    pub name: String,
+    pub parent: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RolePlan {
+    pub ext_id: String,
+    pub name: String,
+    pub permissions: Vec<String>,
+}
+
+pub struct UserPlan {
+    pub ext_id: String,
+    pub email: String,
+    pub email_key: String,
+    pub role: Role,
+    pub department: String,
+    pub status: UserStatus,
+    pub externally_managed: bool,
+    /// Set for users to create; ignored for users that already exist.
+    pub password_hash: Option<String>,
+    pub manages: Vec<String>,
+    pub custom_roles: Vec<CustomRolePlan>,
+}
+
+impl std::fmt::Debug for UserPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPlan").field("ext_id", &self.ext_id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+pub struct CustomRolePlan {
+    pub role: String,
+    pub departments: Vec<String>,
+}
+
+/// What an import did, for the command's one-line report.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub accounts: usize,
+    pub departments: usize,
+    pub roles: usize,
+    pub users_created: usize,
+    pub users_updated: usize,
+}
+
+/// Ids already stored for an account, so a file may refer to them and import hashes
+/// only the passwords of users it creates.
+#[derive(Debug, Default)]
+pub struct ExistingIds {
+    pub users: HashSet<String>,
+    pub departments: HashSet<String>,
+    pub roles: HashSet<String>,
+}
+
+pub(super) fn existing_ids(conn: &Connection, account_key: &str) -> Result<ExistingIds, StoreError> {
+    let ids = |table: &str| -> Result<HashSet<String>, StoreError> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT t.ext_id FROM {table} t JOIN accounts a ON a.id = t.account_id WHERE a.url_key = ?1"
+        ))?;
+        let rows = stmt.query_map([account_key], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    Ok(ExistingIds { users: ids("users")?, departments: ids("departments")?, roles: ids("roles")? })
+}
+
+pub(super) fn import(conn: &mut Connection, plan: &DirectoryPlan) -> Result<ImportSummary, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut summary = ImportSummary::default();
+    for account in &plan.accounts {
+        import_account(&tx, account, &mut summary)?;
+    }
+    tx.commit()?;
+    Ok(summary)
+}
+
+fn import_account(
+    tx: &Transaction<'_>,
+    a: &AccountPlan,
+    summary: &mut ImportSummary,
+) -> Result<(), StoreError> {
+    let p = &a.policy;
+    let account_id: i64 = tx.query_row(
+        "INSERT INTO accounts (url, url_key, name, min_length, max_length, forbid_email,
+                               forbid_common, history, self_service)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (url_key) DO UPDATE SET
+             url = excluded.url, name = excluded.name, min_length = excluded.min_length,
+             max_length = excluded.max_length, forbid_email = excluded.forbid_email,
+             forbid_common = excluded.forbid_common, history = excluded.history,
+             self_service = excluded.self_service
+         RETURNING id",
+        params![
+            a.url,
+            a.url_key,
+            a.name,
+            p.min_length,
+            p.max_length,
+            p.forbid_email,
+            p.forbid_common,
+            p.history,
+            p.self_service
+        ],
+        |r| r.get(0),
+    )?;
+    summary.accounts += 1;
+
+    let mut departments: HashMap<&str, i64> = HashMap::new();
+    {
+        let mut upsert = tx.prepare(
+            "INSERT INTO departments (account_id, ext_id, name, parent_id) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (account_id, ext_id) DO UPDATE SET
+                 name = excluded.name, parent_id = excluded.parent_id
+             RETURNING id",
+        )?;
+        for d in &a.departments {
+            let parent = d.parent.as_deref().and_then(|p| departments.get(p).copied());
+            let id: i64 = upsert.query_row(params![account_id, d.ext_id, d.name, parent], |r| r.get(0))?;
+            departments.insert(&d.ext_id, id);
+            summary.departments += 1;
+        }
+    }
+
+    let mut roles: HashMap<&str, i64> = HashMap::new();
+    {
+        let mut upsert = tx.prepare(
+            "INSERT INTO roles (account_id, ext_id, name) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account_id, ext_id) DO UPDATE SET name = excluded.name
+             RETURNING id",
+        )?;
+        let mut clear = tx.prepare("DELETE FROM role_permissions WHERE role_id = ?1")?;
+        let mut grant = tx.prepare("INSERT INTO role_permissions (role_id, permission) VALUES (?1, ?2)")?;
+        for r in &a.roles {
+            let id: i64 = upsert.query_row(params![account_id, r.ext_id, r.name], |row| row.get(0))?;
+            clear.execute([id])?;
+            for perm in &r.permissions {
+                grant.execute(params![id, perm])?;
+            }
+            roles.insert(&r.ext_id, id);
+            summary.roles += 1;
+        }
+    }
+
+    let lookup_department = |ext: &str| -> Result<i64, StoreError> {
+        match departments.get(ext) {
+            Some(id) => Ok(*id),
+            None => tx
+                .query_row(
+                    "SELECT id FROM departments WHERE account_id = ?1 AND ext_id = ?2",
+                    params![account_id, ext],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::Conflict(format!("no department \"{ext}\""))),
+        }
+    };
+    let lookup_role = |ext: &str| -> Result<i64, StoreError> {
+        match roles.get(ext) {
+            Some(id) => Ok(*id),
+            None => tx
+                .query_row(
+                    "SELECT id FROM roles WHERE account_id = ?1 AND ext_id = ?2",
+                    params![account_id, ext],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::Conflict(format!("no role \"{ext}\""))),
+        }
+    };
+
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut find = tx.prepare("SELECT id FROM users WHERE account_id = ?1 AND ext_id = ?2")?;
+    let mut update = tx.prepare(
+        "UPDATE users SET email = ?2, email_key = ?3, role = ?4, department_id = ?5,
+                          status = ?6, externally_managed = ?7
+          WHERE id = ?1",
+    )?;
+    let mut insert = tx.prepare(
+        "INSERT INTO users (account_id, ext_id, email, email_key, role, department_id, status,
+                            externally_managed, password_hash, password_changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+    )?;
+    let mut clear_manages = tx.prepare("DELETE FROM user_manages WHERE user_id = ?1")?;
+    let mut clear_roles = tx.prepare("DELETE FROM user_roles WHERE user_id = ?1")?;
+    let mut add_manages = tx.prepare("INSERT OR IGNORE INTO user_manages (user_id, department_id) VALUES (?1, ?2)")?;
+    let mut add_role = tx.prepare(
+        "INSERT OR IGNORE INTO user_roles (user_id, role_id, department_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for u in &a.users {
+        let department = lookup_department(&u.department)?;
+        let existing: Option<i64> = find
+            .query_row(params![account_id, u.ext_id], |r| r.get(0))
+            .optional()?;
+        let user_id = match existing {
+            Some(id) => {
+                update.execute(params![
+                    id,
+                    u.email,
+                    u.email_key,
+                    u.role.as_str(),
+                    department,
+                    u.status.as_str(),
+                    u.externally_managed
+                ])?;
+                summary.users_updated += 1;
+                id
+            }
+            None => {
+                let hash = u.password_hash.as_deref().ok_or_else(|| {
+                    StoreError::Conflict(format!("user \"{}\" is new but has no password", u.ext_id))
+                })?;
+                summary.users_created += 1;
+                insert.query_row(
+                    params![
+                        account_id,
+                        u.ext_id,
+                        u.email,
+                        u.email_key,
+                        u.role.as_str(),
+                        department,
+                        u.status.as_str(),
+                        u.externally_managed,
+                        hash,
+                        now
+                    ],
+                    |r| r.get(0),
+                )?
+            }
+        };
+        clear_manages.execute([user_id])?;
+        clear_roles.execute([user_id])?;
+        for m in &u.manages {
+            add_manages.execute(params![user_id, lookup_department(m)?])?;
+        }
+        for cr in &u.custom_roles {
+            let role = lookup_role(&cr.role)?;
+            for d in &cr.departments {
+                add_role.execute(params![user_id, role, lookup_department(d)?])?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! SQLite: the schema and its migrations, the connection pool, and every query.
+//!
+//! Architecture invariant: only this module knows SQL. The service calls methods named
+//! for what it needs (`find_caller`, `find_target`, `apply_change`, …); each runs on a
+//! blocking thread with a pooled connection, never on the async executor.
+
+mod audit;
+mod directory;
+mod import;
+mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+pub use audit::{AuditSink, AuditWriter};
+pub use directory::{
+    AccountRecord, AuditRecord, CallerLookup, ChangeRecord, TargetRecord, UserRecord,
+};
+pub use import::{
+    AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary, RolePlan,
+    UserPlan,
+};
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("database worker stopped: {0}")]
+    Join(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// A pool of connections to one SQLite file.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+/// The pragmas every connection gets: WAL so readers never block the writer,
+/// foreign keys enforced, a busy timeout instead of instant `SQLITE_BUSY`.
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it to the latest schema.
+    pub fn open(path: &Path, max_connections: u32) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        configure(&mut conn)?;
+        schema::migrations().to_latest(&mut conn)?;
+        // Fail now, with a clear message, when the file is not writable.
+        conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")?;
+        drop(conn);
+        let manager = SqliteConnectionManager::file(path).with_init(configure);
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Store { pool })
+    }
+
+    /// Runs `work` with a pooled connection on a blocking thread.
+    pub async fn call<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Runs `work` with a pooled connection on the current thread (CLI commands, import).
+    pub fn call_blocking<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.get()?;
+        work(&mut conn)
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn healthy(&self) -> bool {
+        self.call(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .is_ok()
+    }
+
+    /// Looks up the caller by account URL key and e-mail key.
+    pub async fn find_caller(
+        &self,
+        account_key: String,
+        email_key: String,
+    ) -> Result<CallerLookup, StoreError> {
+        self.call(move |conn| directory::find_caller(conn, &account_key, &email_key))
+            .await
+    }
+
+    /// Looks up the target within the caller's account, with everything the permission
+    /// rules and the history check need, in one round trip.
+    pub async fn find_target(
+        &self,
+        account_id: i64,
+        caller_id: i64,
+        target_ext_id: String,
+        history: u32,
+    ) -> Result<Option<TargetRecord>, StoreError> {
+        self.call(move |conn| {
+            directory::find_target(conn, account_id, caller_id, &target_ext_id, history)
+        })
+        .await
+    }
+
+    /// Stores the new hash, history, audit and event rows in one transaction; returns
+    /// the new credential version.
+    pub async fn apply_change(&self, change: ChangeRecord) -> Result<i64, StoreError> {
+        self.call(move |conn| directory::apply_change(conn, &change)).await
+    }
+
+    /// Replaces a hash made with weaker parameters, if it is still the stored one.
+    pub async fn upgrade_hash(
+        &self,
+        user_id: i64,
+        old_hash: String,
+        new_hash: String,
+    ) -> Result<(), StoreError> {
+        self.call(move |conn| directory::upgrade_hash(conn, user_id, &old_hash, &new_hash))
+            .await
+    }
+
+    /// Ids already stored for the account with this URL key.
+    pub fn existing_ids(&self, account_key: &str) -> Result<ExistingIds, StoreError> {
+        self.call_blocking(|conn| import::existing_ids(conn, account_key))
+    }
+
+    /// Applies a validated provisioning plan in one transaction.
+    pub fn import(&self, plan: &DirectoryPlan) -> Result<ImportSummary, StoreError> {
+        self.call_blocking(|conn| import::import(conn, plan))
+    }
+
+    /// True when no account exists yet (the demo loads only into an empty database).
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        self.call_blocking(|conn| {
+            Ok(conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM accounts)", [], |r| r.get(0))?)
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! The embedded migration list. Append only: a shipped migration is never edited.
+
+use rusqlite_migration::{M, Migrations};
+
+const V1: &str = r#"
+CREATE TABLE accounts (
+    id            INTEGER PRIMARY KEY,
+    url           TEXT    NOT NULL,
+    url_key       TEXT    NOT NULL UNIQUE,
+    name          TEXT    NOT NULL,
+    min_length    INTEGER NOT NULL DEFAULT 10,
+    max_length    INTEGER NOT NULL DEFAULT 128,
+    forbid_email  INTEGER NOT NULL DEFAULT 1,
+    forbid_common INTEGER NOT NULL DEFAULT 1,
+    history       INTEGER NOT NULL DEFAULT 0,
+    self_service  INTEGER NOT NULL DEFAULT 1
+) STRICT;
+
+CREATE TABLE departments (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    ext_id     TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    parent_id  INTEGER REFERENCES departments(id),
+    UNIQUE (account_id, ext_id)
+) STRICT;
+CREATE INDEX departments_parent ON departments(parent_id);
+
+CREATE TABLE roles (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    ext_id     TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    UNIQUE (account_id, ext_id)
+) STRICT;
+
+CREATE TABLE role_permissions (
+    role_id    INTEGER NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    permission TEXT    NOT NULL,
+    PRIMARY KEY (role_id, permission)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE users (
+    id                  INTEGER PRIMARY KEY,
+    account_id          INTEGER NOT NULL REFERENCES accounts(id),
+    ext_id              TEXT    NOT NULL,
+    email               TEXT    NOT NULL,
+    email_key           TEXT    NOT NULL,
+    role                TEXT    NOT NULL
+        CHECK (role IN ('owner', 'account_admin', 'department_admin', 'user')),
+    department_id       INTEGER NOT NULL REFERENCES departments(id),
+    status              TEXT    NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'deactivated')),
+    externally_managed  INTEGER NOT NULL DEFAULT 0,
+    password_hash       TEXT    NOT NULL,
+    password_changed_at TEXT    NOT NULL,
+    credential_version  INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (account_id, ext_id),
+    UNIQUE (account_id, email_key)
+) STRICT;
+CREATE UNIQUE INDEX users_one_owner ON users(account_id) WHERE role = 'owner';
+CREATE INDEX users_department ON users(department_id);
+
+-- Departments a department admin administers (each with its subtree).
+CREATE TABLE user_manages (
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    department_id INTEGER NOT NULL REFERENCES departments(id),
+    PRIMARY KEY (user_id, department_id)
+) STRICT, WITHOUT ROWID;
+
+-- Custom roles a user holds, each over a department (with its subtree).
+CREATE TABLE user_roles (
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role_id       INTEGER NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    department_id INTEGER NOT NULL REFERENCES departments(id),
+    PRIMARY KEY (user_id, role_id, department_id)
+) STRICT, WITHOUT ROWID;
+
+-- Hashes a user had before the current one, newest last; pruned to the policy's N.
+CREATE TABLE password_history (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    password_hash TEXT    NOT NULL,
+    replaced_at   TEXT    NOT NULL
+) STRICT;
+CREATE INDEX password_history_user ON password_history(user_id, id);
+
+-- Every UpdateUserPassword attempt that reached the operation, successful or not.
+CREATE TABLE audit_log (
+    id           INTEGER PRIMARY KEY,
+    at           TEXT    NOT NULL,
+    request_id   TEXT    NOT NULL,
+    account_id   INTEGER REFERENCES accounts(id),
+    account_url  TEXT,
+    caller_id    INTEGER REFERENCES users(id),
+    caller_email TEXT,
+    target_id    INTEGER REFERENCES users(id),
+    target_ext_id TEXT,
+    outcome      TEXT    NOT NULL,
+    detail       TEXT,
+    client_addr  TEXT    NOT NULL
+) STRICT;
+CREATE INDEX audit_log_account ON audit_log(account_id, id);
+CREATE INDEX audit_log_target ON audit_log(target_id, id);
+
+-- Outbox for notifiers (ASVS 2.5.5: tell users their password changed).
+CREATE TABLE events (
+    id                 INTEGER PRIMARY KEY,
+    at                 TEXT    NOT NULL,
+    kind               TEXT    NOT NULL,
+    account_id         INTEGER NOT NULL REFERENCES accounts(id),
+    user_id            INTEGER NOT NULL REFERENCES users(id),
+    credential_version INTEGER NOT NULL,
+    request_id         TEXT    NOT NULL,
+    acked_at           TEXT
+) STRICT;
+"#;
+
+/// Every migration, oldest first.
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1)])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::migrations().validate().is_ok());
+    }
+}
