@@ -1,6 +1,6 @@
 //! Writing envelopes: the success response and faults, in the request's SOAP version.
 
-use quick_xml::escape::escape;
+use quick_xml::escape::{escape, partial_escape};
 
 use super::fault::Fault;
 use super::{API_NS, SoapVersion};
@@ -48,7 +48,7 @@ pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
         out.push_str(&format!("</{p}:Header>"));
     }
     out.push_str(&format!("<{p}:Body><{p}:Fault>"));
-    let reason = escape(fault.reason.as_ref());
+    let reason = partial_escape(fault.reason.as_ref());
     match version {
         SoapVersion::V11 => {
             out.push_str(&format!("<faultcode>{code}</faultcode><faultstring>{reason}</faultstring>"));
@@ -69,10 +69,10 @@ pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
             r#"<{el} xmlns="{API_NS}"><code>{code}</code><message>{msg}</message>"#,
             el = d.element,
             code = d.code,
-            msg = escape(d.message.as_str())
+            msg = partial_escape(d.message.as_str())
         ));
         for (name, value) in &d.extras {
-            out.push_str(&format!("<{name}>{}</{name}>", escape(value.as_str())));
+            out.push_str(&format!("<{name}>{}</{name}>", partial_escape(value.as_str())));
         }
         out.push_str(&format!("</{}>", d.element));
         out.push_str(&close);
