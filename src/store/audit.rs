@@ -6,7 +6,9 @@
 
 use std::thread::JoinHandle;
 
-use log::error;
+use std::time::Duration;
+
+use log::{error, warn};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::mpsc;
 
@@ -16,6 +18,8 @@ use super::{AuditRecord, Store, StoreError, directory};
 const QUEUE: usize = 8192;
 /// Rows committed in one transaction at most.
 const BATCH: usize = 512;
+/// Attempts to write one batch before giving up on it.
+const RETRIES: u32 = 10;
 
 /// Sends audit rows to the writer thread.
 #[derive(Clone)]
@@ -46,9 +50,7 @@ impl AuditSink {
                             Err(_) => break,
                         }
                     }
-                    if let Err(e) = store.call_blocking(|conn| write_batch(conn, &batch)) {
-                        error!("audit: could not write {} rows: {e}", batch.len());
-                    }
+                    write_with_retries(&store, &batch);
                     batch.clear();
                 }
             })
@@ -69,6 +71,32 @@ impl AuditWriter {
     pub fn finish(self) {
         if self.handle.join().is_err() {
             error!("audit: writer thread panicked");
+        }
+    }
+}
+
+/// Writes a batch, retrying while the database is busy or failing (a lock held by
+/// another process, a full disk that gets space back): the rows are kept, and senders
+/// wait on the full queue meanwhile. Gives up, loudly, after about a minute.
+fn write_with_retries(store: &Store, batch: &[AuditRecord]) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=RETRIES {
+        match store.call_blocking(|conn| write_batch(conn, batch)) {
+            Ok(()) => return,
+            Err(e) if attempt == RETRIES => {
+                error!(
+                    "audit: gave up writing {} rows after {attempt} attempts: {e}",
+                    batch.len()
+                );
+            }
+            Err(e) => {
+                warn!(
+                    "audit: could not write {} rows ({e}); retrying in {delay:?}",
+                    batch.len()
+                );
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
         }
     }
 }
