@@ -11,8 +11,12 @@ fn argon2(c: &mut Criterion) {
     let phc = hash_blocking(params, &password).unwrap_or_default();
     let mut group = c.benchmark_group("argon2id m=19456 t=2 p=1");
     group.sample_size(20);
-    group.bench_function("hash", |b| b.iter(|| hash_blocking(params, black_box(&password))));
-    group.bench_function("verify", |b| b.iter(|| verify_blocking(black_box(&phc), &password)));
+    group.bench_function("hash", |b| {
+        b.iter(|| hash_blocking(params, black_box(&password)))
+    });
+    group.bench_function("verify", |b| {
+        b.iter(|| verify_blocking(black_box(&phc), &password))
+    });
     group.finish();
 }
 

@@ -36,10 +36,20 @@ fn faults(c: &mut Criterion) {
     });
     let denied = ServiceError::PermissionDenied(DenyReason::NotInScope);
     c.bench_function("fault: map + write WrongParameters (1.1)", |b| {
-        b.iter(|| write_fault(SoapVersion::V11, &Fault::from_service_error(black_box(&wrong))))
+        b.iter(|| {
+            write_fault(
+                SoapVersion::V11,
+                &Fault::from_service_error(black_box(&wrong)),
+            )
+        })
     });
     c.bench_function("fault: map + write PermissionDenied (1.2)", |b| {
-        b.iter(|| write_fault(SoapVersion::V12, &Fault::from_service_error(black_box(&denied))))
+        b.iter(|| {
+            write_fault(
+                SoapVersion::V12,
+                &Fault::from_service_error(black_box(&denied)),
+            )
+        })
     });
 }
 

@@ -11,7 +11,11 @@ use crate::provision;
 use crate::startup::{self, Application};
 
 #[derive(Parser)]
-#[command(name = "soap-passwd", version, about = "SOAP UpdateUserPassword service")]
+#[command(
+    name = "soap-passwd",
+    version,
+    about = "SOAP UpdateUserPassword service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,7 +67,9 @@ struct ImportArgs {
 
 fn parse_public_url(s: &str) -> Result<String, String> {
     let lower = s.to_ascii_lowercase();
-    if (lower.starts_with("http://") || lower.starts_with("https://")) && !s.contains(char::is_whitespace) {
+    if (lower.starts_with("http://") || lower.starts_with("https://"))
+        && !s.contains(char::is_whitespace)
+    {
         Ok(s.trim_end_matches('/').to_string())
     } else {
         Err("must be an http:// or https:// URL".into())
@@ -72,7 +78,10 @@ fn parse_public_url(s: &str) -> Result<String, String> {
 
 /// Runs the command line; the binary's `main`.
 pub fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,rusqlite_migration=warn"),
+    )
+    .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -81,10 +90,17 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // clap's first paragraph is the error ("… not provided:" plus the missing
+            // arguments); the usage that follows is what --help is for.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("soap-passwd: {first} (see --help)");
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("soap-passwd: {message} (see --help)");
             return ExitCode::from(2);
         }
     };
@@ -120,8 +136,15 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build_with_store(&settings, store).map_err(|e| e.to_string())?;
-        let host = settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
-        let host = if host == "0.0.0.0" || host == "[::]" { "127.0.0.1" } else { host };
+        let host = settings
+            .bind
+            .rsplit_once(':')
+            .map_or("127.0.0.1", |(h, _)| h);
+        let host = if host == "0.0.0.0" || host == "[::]" {
+            "127.0.0.1"
+        } else {
+            host
+        };
         let endpoint = format!("http://{host}:{}/soap", app.port());
         println!("soap-passwd listening on {endpoint} (WSDL: {endpoint}?wsdl)");
         if args.demo {

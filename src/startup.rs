@@ -19,7 +19,10 @@ pub enum StartupError {
     #[error("cannot open database {path}: {source}")]
     Database { path: String, source: StoreError },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot prepare the password hasher: {0}")]
     Hasher(String),
     #[error("{0}")]
@@ -51,33 +54,50 @@ impl Application {
         Application::build_with_store(settings, store)
     }
 
-    pub fn build_with_store(settings: &Settings, store: Store) -> Result<Application, StartupError> {
+    pub fn build_with_store(
+        settings: &Settings,
+        store: Store,
+    ) -> Result<Application, StartupError> {
         let hasher = PasswordHasher::new(settings.hash, settings.hash_slots, settings.hash_wait)
             .map_err(StartupError::Hasher)?;
-        let (audit, audit_writer) = AuditSink::start(&store).map_err(|e| StartupError::Other(e.to_string()))?;
+        let (audit, audit_writer) =
+            AuditSink::start(&store).map_err(|e| StartupError::Other(e.to_string()))?;
         let service = Service::new(store, hasher, audit);
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),
             source,
         })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: settings.bind.clone(),
-            source,
-        })?
-        .port();
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.bind.clone(),
+                source,
+            })?
+            .port();
         let state = web::Data::new(AppState {
             service,
             body_limit: settings.body_limit,
             limits: settings.limits,
             public_url: settings.public_url.clone(),
         });
-        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
-            .workers(settings.workers.max(1))
-            .shutdown_timeout(10)
-            .listen(listener)
-            .map_err(|source| StartupError::Bind { addr: settings.bind.clone(), source })?
-            .run();
-        Ok(Application { port, server, audit_writer })
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(http::configure)
+        })
+        .workers(settings.workers.max(1))
+        .shutdown_timeout(10)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: settings.bind.clone(),
+            source,
+        })?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            audit_writer,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -95,7 +115,10 @@ impl Application {
         let writer = self.audit_writer;
         // Every sink lived in the app state, dropped with the server's workers.
         let flushed = tokio::task::spawn_blocking(move || writer.finish());
-        if tokio::time::timeout(Duration::from_secs(10), flushed).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), flushed)
+            .await
+            .is_err()
+        {
             log::warn!("audit writer did not finish within 10 s");
         }
         result

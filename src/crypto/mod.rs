@@ -28,7 +28,11 @@ pub struct HashParams {
 
 impl Default for HashParams {
     fn default() -> Self {
-        HashParams { m_cost: 19_456, t_cost: 2, p_cost: 1 }
+        HashParams {
+            m_cost: 19_456,
+            t_cost: 2,
+            p_cost: 1,
+        }
     }
 }
 
@@ -135,7 +139,12 @@ impl PasswordHasher {
     pub fn new(params: HashParams, slots: usize, max_wait: Duration) -> Result<Self, String> {
         let mut random = [0u8; 24];
         rand::Rng::fill(&mut OsRng, &mut random);
-        let dummy = Password::normalise(&random.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let dummy = Password::normalise(
+            &random
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+        );
         let dummy_hash = hash_blocking(params, &dummy)?;
         Ok(PasswordHasher {
             params,
@@ -186,7 +195,10 @@ impl PasswordHasher {
                     u64::from(p.m_cost) * u64::from(p.t_cost)
                         < u64::from(wanted.m_cost) * u64::from(wanted.t_cost)
                 });
-            Verification { matches, needs_upgrade }
+            Verification {
+                matches,
+                needs_upgrade,
+            }
         })
         .await
     }
@@ -202,8 +214,13 @@ impl PasswordHasher {
             return Ok(Vec::new());
         }
         let password = password.clone();
-        self.run(move || hashes.iter().map(|h| verify_blocking(h, &password)).collect())
-            .await
+        self.run(move || {
+            hashes
+                .iter()
+                .map(|h| verify_blocking(h, &password))
+                .collect()
+        })
+        .await
     }
 
     /// A fresh argon2id PHC hash with the configured parameters.
@@ -234,11 +251,15 @@ mod tests {
     fn foreign_hashes_are_validated() {
         assert_eq!(validate_hash("plain"), Err(HashFormatError::NotPhc));
         assert_eq!(
-            validate_hash("$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"),
+            validate_hash(
+                "$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"
+            ),
             Err(HashFormatError::NotArgon2id)
         );
         assert!(matches!(
-            validate_hash("$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"),
+            validate_hash(
+                "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"
+            ),
             Err(HashFormatError::OutOfBounds("m", _))
         ));
         assert!(!verify_blocking(

@@ -156,8 +156,12 @@ impl DenyReason {
             DenyReason::NotInScope => "the user is outside the departments the caller manages",
             DenyReason::OutranksCaller => "the user's role or reach is wider than the caller's",
             DenyReason::UserDeactivated => "the user is deactivated",
-            DenyReason::ExternallyManaged => "the user's password is managed by an external directory",
-            DenyReason::SelfServiceDisabled => "the account does not allow users to change their own password",
+            DenyReason::ExternallyManaged => {
+                "the user's password is managed by an external directory"
+            }
+            DenyReason::SelfServiceDisabled => {
+                "the account does not allow users to change their own password"
+            }
         }
     }
 }

@@ -15,7 +15,10 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 fn bounded(parameter: &'static str, raw: &str, max: usize) -> Result<String, ParameterError> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(ParameterError::new(parameter, format!("{parameter} is empty")));
+        return Err(ParameterError::new(
+            parameter,
+            format!("{parameter} is empty"),
+        ));
     }
     if value.chars().count() > max {
         return Err(ParameterError::new(
@@ -50,7 +53,10 @@ impl AccountUrl {
         }
         let key = Self::key_of(&value);
         if key.is_empty() {
-            return Err(ParameterError::new(parameter, format!("{parameter} has no host")));
+            return Err(ParameterError::new(
+                parameter,
+                format!("{parameter} has no host"),
+            ));
         }
         Ok(AccountUrl { value, key })
     }
@@ -86,9 +92,7 @@ impl Email {
         let value = bounded(parameter, raw, MAX_EMAIL_CHARS)?;
         let well_formed = match value.rsplit_once('@') {
             Some((local, domain)) => {
-                !local.is_empty()
-                    && !domain.is_empty()
-                    && !value.chars().any(char::is_whitespace)
+                !local.is_empty() && !domain.is_empty() && !value.chars().any(char::is_whitespace)
             }
             None => false,
         };
@@ -141,7 +145,10 @@ mod tests {
     #[test]
     fn account_urls_match_ignoring_scheme_case_and_trailing_slash() {
         let key = AccountUrl::key_of("http://MyAccount.ispringlearn.com");
-        assert_eq!(AccountUrl::key_of("https://myaccount.ispringlearn.com/"), key);
+        assert_eq!(
+            AccountUrl::key_of("https://myaccount.ispringlearn.com/"),
+            key
+        );
         assert_eq!(AccountUrl::key_of("myaccount.ispringlearn.com"), key);
         assert_ne!(AccountUrl::key_of("other.ispringlearn.com"), key);
     }

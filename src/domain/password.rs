@@ -18,7 +18,10 @@ impl Password {
     /// Takes the password exactly as sent: no trimming, only NFKC normalisation.
     pub fn parse(parameter: &'static str, raw: &str) -> Result<Self, ParameterError> {
         if raw.is_empty() {
-            return Err(ParameterError::new(parameter, format!("{parameter} is empty")));
+            return Err(ParameterError::new(
+                parameter,
+                format!("{parameter} is empty"),
+            ));
         }
         if raw.len() > MAX_PASSWORD_BYTES {
             return Err(ParameterError::new(

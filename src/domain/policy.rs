@@ -92,14 +92,20 @@ mod tests {
         let v = check("learner", "learner@example.com");
         assert_eq!(
             v,
-            vec![Violation::TooShort, Violation::ContainsEmail, Violation::TooCommon]
+            vec![
+                Violation::TooShort,
+                Violation::ContainsEmail,
+                Violation::TooCommon
+            ]
         );
     }
 
     #[test]
     fn email_checks_are_case_insensitive_and_skip_short_local_parts() {
-        assert!(check("xx-LEARNER@EXAMPLE.COM-xx", "learner@example.com")
-            .contains(&Violation::ContainsEmail));
+        assert!(
+            check("xx-LEARNER@EXAMPLE.COM-xx", "learner@example.com")
+                .contains(&Violation::ContainsEmail)
+        );
         assert!(check("Zq!jo9#Lw2vR7xkT", "jo@example.com").is_empty());
     }
 
@@ -112,9 +118,18 @@ mod tests {
 
     #[test]
     fn lengths_count_code_points_after_nfkc() {
-        let policy = PasswordPolicy { min_length: 4, max_length: 5, forbid_common: false, ..Default::default() };
+        let policy = PasswordPolicy {
+            min_length: 4,
+            max_length: 5,
+            forbid_common: false,
+            ..Default::default()
+        };
         // five code points, ten bytes
-        assert!(policy.check_text(&Password::normalise("ééééé"), "a@b.c").is_empty());
+        assert!(
+            policy
+                .check_text(&Password::normalise("ééééé"), "a@b.c")
+                .is_empty()
+        );
         assert_eq!(
             policy.check_text(&Password::normalise("éééééé"), "a@b.c"),
             vec![Violation::TooLong]

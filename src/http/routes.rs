@@ -1,6 +1,6 @@
 //! The routes of contract §2 and the SOAP endpoint's request pipeline.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -49,7 +49,11 @@ struct CallLog {
 
 impl CallLog {
     fn refused(error: &EnvelopeError) -> Self {
-        CallLog { operation: "-", outcome: error.code(), ..CallLog::default() }
+        CallLog {
+            operation: "-",
+            outcome: error.code(),
+            ..CallLog::default()
+        }
     }
 }
 
@@ -67,7 +71,12 @@ fn respond(version: SoapVersion, status: u16, body: String, request_id: &str) ->
 
 fn fault_response(version: SoapVersion, fault: &Fault, request_id: &str) -> HttpResponse {
     let version = fault.answer_version(version);
-    let mut response = respond(version, fault.http_status(version), soap::write_fault(version, fault), request_id);
+    let mut response = respond(
+        version,
+        fault.http_status(version),
+        soap::write_fault(version, fault),
+        request_id,
+    );
     if let Some(seconds) = fault.retry_after {
         response
             .headers_mut()
@@ -75,6 +84,12 @@ fn fault_response(version: SoapVersion, fault: &Fault, request_id: &str) -> Http
     }
     response
 }
+
+/// How much of an over-limit body is still read, and discarded, before the 413 is sent.
+/// A client that is still sending when the server closes gets a connection reset instead
+/// of the answer (and reqwest's or curl's streaming uploads report only the reset).
+const DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(2);
 
 /// Reads the body, refusing it as soon as it exceeds `limit` bytes.
 async fn read_body(
@@ -88,17 +103,34 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
+        drain(&mut payload).await;
         return Err(EnvelopeError::TooLarge);
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| EnvelopeError::NotXml)?;
         if body.len() + chunk.len() > limit {
+            drain(&mut payload).await;
             return Err(EnvelopeError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Reads and discards the rest of a refused body, within [`DRAIN_MAX_BYTES`] and
+/// [`DRAIN_MAX_TIME`], so that the client reads the 413 before the connection closes.
+async fn drain(payload: &mut web::Payload) {
+    let discard = async {
+        let mut left = DRAIN_MAX_BYTES;
+        while let Some(Ok(chunk)) = payload.next().await {
+            left = left.saturating_sub(chunk.len());
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = actix_web::rt::time::timeout(DRAIN_MAX_TIME, discard).await;
 }
 
 async fn soap_endpoint(
@@ -110,9 +142,14 @@ async fn soap_endpoint(
     let request_id = new_request_id();
     let ctx = RequestContext {
         request_id: request_id.clone(),
-        client_addr: req.peer_addr().map_or_else(|| "-".to_string(), |a| a.ip().to_string()),
+        client_addr: req
+            .peer_addr()
+            .map_or_else(|| "-".to_string(), |a| a.ip().to_string()),
     };
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let fallback = SoapVersion::from_content_type(content_type);
 
     let (response, log) = match read_body(&req, payload, state.body_limit).await {
@@ -120,8 +157,10 @@ async fn soap_endpoint(
             let fault = Fault::from_envelope_error(&error);
             let mut response = fault_response(fallback, &fault, &request_id);
             if error == EnvelopeError::TooLarge {
-                // The rest of the body is not read; the connection cannot be reused.
-                response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+                // Past the drain bounds the rest of the body is unread: the connection cannot be reused.
+                response
+                    .head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
             }
             (response, CallLog::refused(&error))
         }
@@ -150,14 +189,20 @@ async fn handle_envelope(
     ctx: &RequestContext,
 ) -> (HttpResponse, CallLog) {
     let parsed = decode_body(body)
-        .map_err(|error| Refused { version: None, error })
+        .map_err(|error| Refused {
+            version: None,
+            error,
+        })
         .and_then(|text| parse_envelope(text, &state.limits));
     let envelope = match parsed {
         Ok(envelope) => envelope,
         Err(refused) => {
             let fault = Fault::from_envelope_error(&refused.error);
             let version = refused.version.unwrap_or(fallback);
-            return (fault_response(version, &fault, &ctx.request_id), CallLog::refused(&refused.error));
+            return (
+                fault_response(version, &fault, &ctx.request_id),
+                CallLog::refused(&refused.error),
+            );
         }
     };
     let version = envelope.version;
@@ -170,7 +215,12 @@ async fn handle_envelope(
     };
     let (response, outcome) = match &attempt.result {
         Ok(()) => (
-            respond(version, 200, soap::success_response(version), &ctx.request_id),
+            respond(
+                version,
+                200,
+                soap::success_response(version),
+                &ctx.request_id,
+            ),
             "OK",
         ),
         Err(error) => {
@@ -183,8 +233,22 @@ async fn handle_envelope(
             )
         }
     };
-    let Attempt { account, caller, target, .. } = attempt;
-    (response, CallLog { operation, outcome, account, caller, target })
+    let Attempt {
+        account,
+        caller,
+        target,
+        ..
+    } = attempt;
+    (
+        response,
+        CallLog {
+            operation,
+            outcome,
+            account,
+            caller,
+            target,
+        },
+    )
 }
 
 /// `GET /soap?wsdl` and `GET /soap?xsd=NAME`.
@@ -221,7 +285,8 @@ fn endpoint_url(req: &HttpRequest, state: &AppState) -> String {
         .and_then(|h| h.to_str().ok())
         .filter(|h| {
             !h.is_empty()
-                && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
         })
         .map(str::to_string)
         .or_else(|| req.app_config().host().parse().ok())
@@ -234,6 +299,8 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     if state.service.store().healthy().await {
         HttpResponse::Ok().content_type("text/plain").body("ok\n")
     } else {
-        HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unavailable\n")
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("database unavailable\n")
     }
 }

@@ -12,8 +12,8 @@ use secrecy::ExposeSecret;
 use crate::crypto::{self, HashParams};
 use crate::domain::{AccountUrl, Email, Password, PasswordPolicy, Role, UserStatus};
 use crate::store::{
-    AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ImportSummary, RolePlan, Store,
-    ExistingIds, StoreError, UserPlan,
+    AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
+    RolePlan, Store, StoreError, UserPlan,
 };
 use file::{AccountDoc, DepartmentDoc, FileDoc, UserDoc};
 
@@ -35,11 +35,18 @@ pub enum ImportError {
 }
 
 fn invalid(path: impl Into<String>, message: impl Into<String>) -> ImportError {
-    ImportError::Invalid { path: path.into(), message: message.into() }
+    ImportError::Invalid {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 /// Parses, validates, hashes and imports `json` into `store`.
-pub fn import_json(store: &Store, json: &str, params: HashParams) -> Result<ImportSummary, ImportError> {
+pub fn import_json(
+    store: &Store,
+    json: &str,
+    params: HashParams,
+) -> Result<ImportSummary, ImportError> {
     let doc = parse(json)?;
     let mut plan = DirectoryPlan::default();
     let mut urls = HashSet::new();
@@ -48,7 +55,10 @@ pub fn import_json(store: &Store, json: &str, params: HashParams) -> Result<Impo
         let existing = store.existing_ids(&AccountUrl::key_of(&account.url))?;
         let planned = plan_account(&path, account, &existing, params)?;
         if !urls.insert(planned.url_key.clone()) {
-            return Err(invalid(format!("{path}.url"), "the same account appears twice"));
+            return Err(invalid(
+                format!("{path}.url"),
+                "the same account appears twice",
+            ));
         }
         plan.accounts.push(planned);
     }
@@ -71,7 +81,8 @@ fn plan_account(
     existing: &ExistingIds,
     params: HashParams,
 ) -> Result<AccountPlan, ImportError> {
-    let url = AccountUrl::parse("url", &a.url).map_err(|e| invalid(format!("{path}.url"), e.message))?;
+    let url =
+        AccountUrl::parse("url", &a.url).map_err(|e| invalid(format!("{path}.url"), e.message))?;
     if a.name.trim().is_empty() {
         return Err(invalid(format!("{path}.name"), "name is empty"));
     }
@@ -80,7 +91,13 @@ fn plan_account(
     let mut departments = Vec::new();
     let mut seen = HashSet::new();
     for (i, d) in a.departments.iter().enumerate() {
-        flatten(&format!("{path}.departments[{i}]"), d, None, &mut departments, &mut seen)?;
+        flatten(
+            &format!("{path}.departments[{i}]"),
+            d,
+            None,
+            &mut departments,
+            &mut seen,
+        )?;
     }
 
     let mut roles = Vec::new();
@@ -89,17 +106,27 @@ fn plan_account(
         let rpath = format!("{path}.roles[{i}]");
         non_empty(&format!("{rpath}.id"), &r.id)?;
         if !role_ids.insert(r.id.clone()) {
-            return Err(invalid(format!("{rpath}.id"), format!("role \"{}\" appears twice", r.id)));
+            return Err(invalid(
+                format!("{rpath}.id"),
+                format!("role \"{}\" appears twice", r.id),
+            ));
         }
         for (j, p) in r.permissions.iter().enumerate() {
             if !KNOWN_PERMISSIONS.contains(&p.as_str()) {
                 return Err(invalid(
                     format!("{rpath}.permissions[{j}]"),
-                    format!("unknown permission \"{p}\" (known: {})", KNOWN_PERMISSIONS.join(", ")),
+                    format!(
+                        "unknown permission \"{p}\" (known: {})",
+                        KNOWN_PERMISSIONS.join(", ")
+                    ),
                 ));
             }
         }
-        roles.push(RolePlan { ext_id: r.id, name: r.name, permissions: r.permissions });
+        roles.push(RolePlan {
+            ext_id: r.id,
+            name: r.name,
+            permissions: r.permissions,
+        });
     }
 
     let mut users = Vec::new();
@@ -110,10 +137,17 @@ fn plan_account(
     for (i, u) in a.users.into_iter().enumerate() {
         let upath = format!("{path}.users[{i}]");
         let is_new = !existing.users.contains(&u.id);
-        let known = Known { departments: &seen, roles: &role_ids, existing };
+        let known = Known {
+            departments: &seen,
+            roles: &role_ids,
+            existing,
+        };
         let (plan, plain) = plan_user(&upath, u, &known, is_new)?;
         if !user_ids.insert(plan.ext_id.clone()) {
-            return Err(invalid(format!("{upath}.id"), format!("user \"{}\" appears twice", plan.ext_id)));
+            return Err(invalid(
+                format!("{upath}.id"),
+                format!("user \"{}\" appears twice", plan.ext_id),
+            ));
         }
         if let Some(first) = emails.insert(plan.email_key.clone(), i) {
             return Err(invalid(
@@ -132,6 +166,7 @@ fn plan_account(
         }
         users.push(plan);
     }
+    clashes_with_stored_users(path, &users, &user_ids, existing)?;
 
     // Plain passwords of new users, hashed on every core.
     let hashed: Vec<(usize, Result<String, String>)> = to_hash
@@ -153,6 +188,37 @@ fn plan_account(
     })
 }
 
+/// An e-mail or the owner role held by a stored user whom the file does not mention
+/// (and so does not move away) cannot be taken: refused here, with the taker's path,
+/// rather than as a constraint failure inside the import transaction.
+fn clashes_with_stored_users(
+    path: &str,
+    users: &[UserPlan],
+    in_file: &HashSet<String>,
+    existing: &ExistingIds,
+) -> Result<(), ImportError> {
+    let kept_by_other = |holder: &String, taker: &str| holder != taker && !in_file.contains(holder);
+    for (i, u) in users.iter().enumerate() {
+        if let Some(holder) = existing.emails.get(&u.email_key) {
+            if kept_by_other(holder, &u.ext_id) {
+                return Err(invalid(
+                    format!("{path}.users[{i}].email"),
+                    format!("e-mail already used by stored user \"{holder}\""),
+                ));
+            }
+        }
+        if let (Role::Owner, Some(owner)) = (u.role, &existing.owner) {
+            if kept_by_other(owner, &u.ext_id) {
+                return Err(invalid(
+                    format!("{path}.users[{i}].role"),
+                    format!("an account has one owner, and stored user \"{owner}\" is it"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn plan_policy(path: &str, a: &AccountDoc) -> Result<PasswordPolicy, ImportError> {
     let d = PasswordPolicy::default();
     let p = &a.policy;
@@ -165,7 +231,10 @@ fn plan_policy(path: &str, a: &AccountDoc) -> Result<PasswordPolicy, ImportError
         self_service: p.self_service.unwrap_or(d.self_service),
     };
     if policy.min_length == 0 {
-        return Err(invalid(format!("{path}.policy.min_length"), "must be at least 1"));
+        return Err(invalid(
+            format!("{path}.policy.min_length"),
+            "must be at least 1",
+        ));
     }
     if policy.max_length < policy.min_length || policy.max_length > 4096 {
         return Err(invalid(
@@ -174,7 +243,10 @@ fn plan_policy(path: &str, a: &AccountDoc) -> Result<PasswordPolicy, ImportError
         ));
     }
     if policy.history > MAX_HISTORY {
-        return Err(invalid(format!("{path}.policy.history"), format!("must be at most {MAX_HISTORY}")));
+        return Err(invalid(
+            format!("{path}.policy.history"),
+            format!("must be at most {MAX_HISTORY}"),
+        ));
     }
     Ok(policy)
 }
@@ -197,11 +269,24 @@ fn flatten(
 ) -> Result<(), ImportError> {
     non_empty(&format!("{path}.id"), &d.id)?;
     if !seen.insert(d.id.clone()) {
-        return Err(invalid(format!("{path}.id"), format!("department \"{}\" appears twice", d.id)));
+        return Err(invalid(
+            format!("{path}.id"),
+            format!("department \"{}\" appears twice", d.id),
+        ));
     }
-    out.push(DepartmentPlan { ext_id: d.id.clone(), name: d.name.clone(), parent: parent.map(str::to_string) });
+    out.push(DepartmentPlan {
+        ext_id: d.id.clone(),
+        name: d.name.clone(),
+        parent: parent.map(str::to_string),
+    });
     for (i, child) in d.children.iter().enumerate() {
-        flatten(&format!("{path}.children[{i}]"), child, Some(&d.id), out, seen)?;
+        flatten(
+            &format!("{path}.children[{i}]"),
+            child,
+            Some(&d.id),
+            out,
+            seen,
+        )?;
     }
     Ok(())
 }
@@ -222,17 +307,24 @@ fn plan_user(
     is_new: bool,
 ) -> Result<(UserPlan, Option<Password>), ImportError> {
     non_empty(&format!("{path}.id"), &u.id)?;
-    let email = Email::parse("email", &u.email).map_err(|e| invalid(format!("{path}.email"), e.message))?;
+    let email =
+        Email::parse("email", &u.email).map_err(|e| invalid(format!("{path}.email"), e.message))?;
     let role = Role::parse(&u.role).ok_or_else(|| {
         invalid(
             format!("{path}.role"),
-            format!("unknown role \"{}\" (owner, account_admin, department_admin, user)", u.role),
+            format!(
+                "unknown role \"{}\" (owner, account_admin, department_admin, user)",
+                u.role
+            ),
         )
     })?;
     let status = match u.status.as_deref() {
         None => UserStatus::Active,
         Some(s) => UserStatus::parse(s).ok_or_else(|| {
-            invalid(format!("{path}.status"), format!("unknown status \"{s}\" (active, deactivated)"))
+            invalid(
+                format!("{path}.status"),
+                format!("unknown status \"{s}\" (active, deactivated)"),
+            )
         })?,
     };
     let department_ref = |p: String, id: &str| {
@@ -244,7 +336,10 @@ fn plan_user(
     };
     department_ref(format!("{path}.department"), &u.department)?;
     if !u.manages.is_empty() && role != Role::DepartmentAdmin {
-        return Err(invalid(format!("{path}.manages"), "only a department_admin manages departments"));
+        return Err(invalid(
+            format!("{path}.manages"),
+            "only a department_admin manages departments",
+        ));
     }
     for (i, m) in u.manages.iter().enumerate() {
         department_ref(format!("{path}.manages[{i}]"), m)?;
@@ -252,24 +347,36 @@ fn plan_user(
     let mut custom_roles = Vec::new();
     for (i, cr) in u.custom_roles.into_iter().enumerate() {
         if !known.roles.contains(&cr.role) && !known.existing.roles.contains(&cr.role) {
-            return Err(invalid(format!("{path}.custom_roles[{i}].role"), format!("no role \"{}\"", cr.role)));
+            return Err(invalid(
+                format!("{path}.custom_roles[{i}].role"),
+                format!("no role \"{}\"", cr.role),
+            ));
         }
         for (j, d) in cr.departments.iter().enumerate() {
             department_ref(format!("{path}.custom_roles[{i}].departments[{j}]"), d)?;
         }
-        custom_roles.push(CustomRolePlan { role: cr.role, departments: cr.departments });
+        custom_roles.push(CustomRolePlan {
+            role: cr.role,
+            departments: cr.departments,
+        });
     }
 
     let (hash, plain) = match (u.password, u.password_hash) {
         (Some(_), Some(_)) => {
-            return Err(invalid(path, "give either password or password_hash, not both"));
+            return Err(invalid(
+                path,
+                "give either password or password_hash, not both",
+            ));
         }
         (None, None) => return Err(invalid(path, "a user needs password or password_hash")),
         (Some(plain), None) => {
             if plain.expose_secret().is_empty() {
                 return Err(invalid(format!("{path}.password"), "is empty"));
             }
-            (None, is_new.then(|| Password::normalise(plain.expose_secret())))
+            (
+                None,
+                is_new.then(|| Password::normalise(plain.expose_secret())),
+            )
         }
         (None, Some(hash)) => {
             crypto::validate_hash(&hash)
@@ -298,9 +405,19 @@ mod tests {
 
     #[test]
     fn shape_errors_name_the_json_path() {
-        let err = parse(r#"{"accounts":[{"url":"x","name":"n","users":[{"id":1}]}]}"#).err().unwrap();
-        assert!(err.to_string().starts_with("accounts[0].users[0].id: "), "{err}");
-        let err = parse(r#"{"accounts":[{"url":"x","name":"n","departmnets":[]}]}"#).err().unwrap();
-        assert!(err.to_string().contains("unknown field `departmnets`"), "{err}");
+        let err = parse(r#"{"accounts":[{"url":"x","name":"n","users":[{"id":1}]}]}"#)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().starts_with("accounts[0].users[0].id: "),
+            "{err}"
+        );
+        let err = parse(r#"{"accounts":[{"url":"x","name":"n","departmnets":[]}]}"#)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("unknown field `departmnets`"),
+            "{err}"
+        );
     }
 }

@@ -51,7 +51,11 @@ fn now() -> String {
 
 impl Service {
     pub fn new(store: Store, hasher: PasswordHasher, audit: AuditSink) -> Self {
-        Service { store, hasher, audit }
+        Service {
+            store,
+            hasher,
+            audit,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -76,12 +80,21 @@ impl Service {
                 client_addr: ctx.client_addr.clone(),
             })
             .await;
-        Attempt { account: None, caller: None, target: None, result: Err(error) }
+        Attempt {
+            account: None,
+            caller: None,
+            target: None,
+            result: Err(error),
+        }
     }
 
     /// Runs `UpdateUserPassword`. Failures are audited here; a success is audited in the
     /// change's own transaction.
-    pub async fn update_password(&self, req: UpdatePasswordRequest, ctx: &RequestContext) -> Attempt {
+    pub async fn update_password(
+        &self,
+        req: UpdatePasswordRequest,
+        ctx: &RequestContext,
+    ) -> Attempt {
         let mut known = Known::default();
         let result = self.run(&req, ctx, &mut known).await;
         if let Err(error) = &result {
@@ -120,7 +133,12 @@ impl Service {
 
         let target = self
             .store
-            .find_target(account.id, caller.id, req.user_id.as_str().to_string(), account.policy.history)
+            .find_target(
+                account.id,
+                caller.id,
+                req.user_id.as_str().to_string(),
+                account.policy.history,
+            )
             .await
             .map_err(ServiceError::internal)?
             .ok_or(ServiceError::UnknownUser)?;

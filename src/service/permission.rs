@@ -65,15 +65,34 @@ mod tests {
     }
 
     fn target(user: UserRecord, in_scope: bool, reach_in_scope: bool) -> TargetRecord {
-        TargetRecord { user, in_scope, reach_in_scope, history: Vec::new() }
+        TargetRecord {
+            user,
+            in_scope,
+            reach_in_scope,
+            history: Vec::new(),
+        }
     }
 
     #[test]
     fn owner_and_account_admins() {
         let owner = user(1, Role::Owner);
         let admin = user(2, Role::AccountAdmin);
-        assert_eq!(authorise(&owner, &target(user(2, Role::AccountAdmin), false, false), true), Ok(()));
-        assert_eq!(authorise(&admin, &target(user(3, Role::AccountAdmin), false, false), true), Ok(()));
+        assert_eq!(
+            authorise(
+                &owner,
+                &target(user(2, Role::AccountAdmin), false, false),
+                true
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            authorise(
+                &admin,
+                &target(user(3, Role::AccountAdmin), false, false),
+                true
+            ),
+            Ok(())
+        );
         assert_eq!(
             authorise(&admin, &target(user(1, Role::Owner), false, false), true),
             Err(DenyReason::OutranksCaller)
@@ -83,7 +102,10 @@ mod tests {
     #[test]
     fn scoped_callers() {
         let dept_admin = user(5, Role::DepartmentAdmin);
-        assert_eq!(authorise(&dept_admin, &target(user(6, Role::User), true, true), true), Ok(()));
+        assert_eq!(
+            authorise(&dept_admin, &target(user(6, Role::User), true, true), true),
+            Ok(())
+        );
         assert_eq!(
             authorise(&dept_admin, &target(user(6, Role::User), false, true), true),
             Err(DenyReason::NotInScope)
@@ -93,7 +115,11 @@ mod tests {
             Err(DenyReason::OutranksCaller)
         );
         assert_eq!(
-            authorise(&dept_admin, &target(user(6, Role::AccountAdmin), true, true), true),
+            authorise(
+                &dept_admin,
+                &target(user(6, Role::AccountAdmin), true, true),
+                true
+            ),
             Err(DenyReason::OutranksCaller)
         );
     }
@@ -101,13 +127,19 @@ mod tests {
     #[test]
     fn self_service() {
         let learner = user(7, Role::User);
-        assert_eq!(authorise(&learner, &target(learner.clone(), false, true), true), Ok(()));
+        assert_eq!(
+            authorise(&learner, &target(learner.clone(), false, true), true),
+            Ok(())
+        );
         assert_eq!(
             authorise(&learner, &target(learner.clone(), false, true), false),
             Err(DenyReason::SelfServiceDisabled)
         );
         let owner = user(1, Role::Owner);
-        assert_eq!(authorise(&owner, &target(owner.clone(), false, true), false), Ok(()));
+        assert_eq!(
+            authorise(&owner, &target(owner.clone(), false, true), false),
+            Ok(())
+        );
     }
 
     #[test]

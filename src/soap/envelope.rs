@@ -18,7 +18,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: 32, max_elements: 256, max_attributes: 32 }
+        Limits {
+            max_depth: 32,
+            max_elements: 256,
+            max_attributes: 32,
+        }
     }
 }
 
@@ -168,7 +172,10 @@ pub fn parse_envelope(text: &str, limits: &Limits) -> Result<ParsedEnvelope, Ref
         not_understood: Vec::new(),
         header_block_depth: 0,
     };
-    let version_or = |p: &Parser<'_>, error| Refused { version: p.version, error };
+    let version_or = |p: &Parser<'_>, error| Refused {
+        version: p.version,
+        error,
+    };
     let mut reader = NsReader::from_str(text);
     reader.config_mut().check_end_names = true;
     reader.config_mut().check_comments = true;
@@ -195,7 +202,8 @@ pub fn parse_envelope(text: &str, limits: &Limits) -> Result<ParsedEnvelope, Ref
                 Ok(s) => parser.text(&s),
                 Err(_) => Err(EnvelopeError::NotXml),
             },
-            Event::CData(c) => match c.decode() {
+            // Line ends are normalised in CDATA as in text (XML 1.0 §2.11).
+            Event::CData(c) => match c.xml10_content() {
                 Ok(s) => parser.text(&s),
                 Err(_) => Err(EnvelopeError::NotXml),
             },
@@ -214,7 +222,11 @@ pub fn parse_envelope(text: &str, limits: &Limits) -> Result<ParsedEnvelope, Ref
 /// (and with it every entity declaration) is refused.
 fn resolve_reference(r: &quick_xml::events::BytesRef<'_>) -> Option<char> {
     if r.is_char_ref() {
-        return r.resolve_char_ref().ok().flatten().filter(|c| is_xml_char(*c));
+        return r
+            .resolve_char_ref()
+            .ok()
+            .flatten()
+            .filter(|c| is_xml_char(*c));
     }
     match &**r {
         b"lt" => Some('<'),
@@ -281,7 +293,9 @@ impl Parser<'_> {
         match self.place {
             Place::BeforeRoot => {
                 if local != "Envelope" {
-                    return Err(EnvelopeError::NotEnvelope("the root element is not Envelope"));
+                    return Err(EnvelopeError::NotEnvelope(
+                        "the root element is not Envelope",
+                    ));
                 }
                 self.version = match ns.as_deref() {
                     Some(SOAP11_ENV_NS) => Some(SoapVersion::V11),
@@ -314,17 +328,27 @@ impl Parser<'_> {
             Place::Body => {
                 self.body_children += 1;
                 if self.body_children > 1 {
-                    return Err(EnvelopeError::NotEnvelope("Body holds more than one element"));
+                    return Err(EnvelopeError::NotEnvelope(
+                        "Body holds more than one element",
+                    ));
                 }
                 if ns.as_deref() == Some(API_NS) && local == "UpdateUserPasswordRequest" {
                     self.place = Place::Operation;
-                    self.op_stack.push(Element { ns, local, ..Element::default() });
+                    self.op_stack.push(Element {
+                        ns,
+                        local,
+                        ..Element::default()
+                    });
                 } else {
                     self.place = Place::OtherBodyContent;
                 }
             }
             Place::Operation => {
-                self.op_stack.push(Element { ns, local, ..Element::default() });
+                self.op_stack.push(Element {
+                    ns,
+                    local,
+                    ..Element::default()
+                });
             }
             Place::AfterRoot => return Err(EnvelopeError::ContentAfterRoot),
         }
@@ -378,16 +402,16 @@ impl Parser<'_> {
                 .find(|(ans, alocal, _)| ans.as_deref() == env_ns && alocal == name)
                 .map(|(_, _, v)| v.trim())
         };
-        let must = matches!(
-            soap_attr(MUST_UNDERSTAND),
-            Some("1" | "true")
-        );
+        let must = matches!(soap_attr(MUST_UNDERSTAND), Some("1" | "true"));
         let for_us = match self.version {
             Some(SoapVersion::V12) => matches!(
                 soap_attr("role"),
                 None | Some("") | Some(SOAP12_ROLE_NEXT) | Some(SOAP12_ROLE_ULTIMATE)
             ),
-            _ => matches!(soap_attr("actor"), None | Some("") | Some(SOAP11_ACTOR_NEXT)),
+            _ => matches!(
+                soap_attr("actor"),
+                None | Some("") | Some(SOAP11_ACTOR_NEXT)
+            ),
         };
         // No header block is processed yet, so every mandatory one addressed to us fails.
         if must && for_us {
@@ -409,7 +433,9 @@ impl Parser<'_> {
                     }
                 }
             }
-            Place::HeaderBlock if self.depth < self.header_block_depth => self.place = Place::Header,
+            Place::HeaderBlock if self.depth < self.header_block_depth => {
+                self.place = Place::Header
+            }
             Place::OtherBodyContent if self.depth == 2 => self.place = Place::Body,
             Place::Header | Place::Body => self.place = Place::Envelope,
             Place::Envelope => self.place = Place::AfterRoot,
@@ -502,14 +528,26 @@ mod tests {
             ("<?pi x?><x/>", EnvelopeError::ProcessingInstruction),
             ("not xml", EnvelopeError::NotXml),
             ("", EnvelopeError::NotXml),
-            ("<a:Envelope xmlns:a='urn:x'/>", EnvelopeError::VersionMismatch),
-            ("<Foo/>", EnvelopeError::NotEnvelope("the root element is not Envelope")),
+            (
+                "<a:Envelope xmlns:a='urn:x'/>",
+                EnvelopeError::VersionMismatch,
+            ),
+            (
+                "<Foo/>",
+                EnvelopeError::NotEnvelope("the root element is not Envelope"),
+            ),
         ];
         for (doc, want) in cases {
             assert_eq!(parse(doc).unwrap_err(), want, "{doc}");
         }
-        assert_eq!(parse(&format!("{OK11}<x/>")).unwrap_err(), EnvelopeError::ContentAfterRoot);
-        assert_eq!(parse(&format!("{OK11}junk")).unwrap_err(), EnvelopeError::ContentAfterRoot);
+        assert_eq!(
+            parse(&format!("{OK11}<x/>")).unwrap_err(),
+            EnvelopeError::ContentAfterRoot
+        );
+        assert_eq!(
+            parse(&format!("{OK11}junk")).unwrap_err(),
+            EnvelopeError::ContentAfterRoot
+        );
         assert!(parse(&format!("{OK11}<!-- trailing comment -->\n")).is_ok());
         let undefined = OK11.replace("&amp;", "&bomb;");
         assert_eq!(parse(&undefined).unwrap_err(), EnvelopeError::NotXml);
@@ -525,7 +563,10 @@ mod tests {
             r#"<SOAP-ENV:Header><t:Tx xmlns:t="urn:t" SOAP-ENV:mustUnderstand="1"/></SOAP-ENV:Header><SOAP-ENV:Body>"#,
         );
         assert!(matches!(parse(&doc), Err(EnvelopeError::MustUnderstand(q)) if q[0].local == "Tx"));
-        let elsewhere = doc.replace("mustUnderstand=\"1\"", "mustUnderstand=\"1\" SOAP-ENV:actor=\"urn:other\"");
+        let elsewhere = doc.replace(
+            "mustUnderstand=\"1\"",
+            "mustUnderstand=\"1\" SOAP-ENV:actor=\"urn:other\"",
+        );
         assert!(parse(&elsewhere).is_ok());
         let optional = doc.replace("mustUnderstand=\"1\"", "mustUnderstand=\"0\"");
         assert!(parse(&optional).is_ok());

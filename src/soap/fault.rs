@@ -75,7 +75,12 @@ impl Fault {
         extras: Vec<(&'static str, String)>,
     ) -> Self {
         Fault {
-            detail: Some(FaultDetail { element, code, message, extras }),
+            detail: Some(FaultDetail {
+                element,
+                code,
+                message,
+                extras,
+            }),
             ..Fault::new(FaultCode::Client, reason)
         }
     }
@@ -85,8 +90,18 @@ impl Fault {
         match error {
             ServiceError::WrongParameters(p) => {
                 let mut extras = vec![("parameter", p.parameter.to_string())];
-                extras.extend(p.violations.iter().map(|v| ("violation", v.id().to_string())));
-                Fault::typed("Wrong parameters", "WrongParametersFault", "WRONG_PARAMETERS", p.message.clone(), extras)
+                extras.extend(
+                    p.violations
+                        .iter()
+                        .map(|v| ("violation", v.id().to_string())),
+                );
+                Fault::typed(
+                    "Wrong parameters",
+                    "WrongParametersFault",
+                    "WRONG_PARAMETERS",
+                    p.message.clone(),
+                    extras,
+                )
             }
             ServiceError::AuthenticationFailed => Fault::typed(
                 "Authorization failed",
@@ -106,7 +121,10 @@ impl Fault {
                 "Permission denied",
                 "PermissionDeniedFault",
                 "PERMISSION_DENIED",
-                format!("The caller may not change this user's password: {}.", reason.describe()),
+                format!(
+                    "The caller may not change this user's password: {}.",
+                    reason.describe()
+                ),
                 vec![("reason", reason.id().to_string())],
             ),
             ServiceError::ServerBusy => Fault {
@@ -160,6 +178,10 @@ impl Fault {
 
     /// The version to answer in: VersionMismatch is always answered as SOAP 1.1.
     pub fn answer_version(&self, request: SoapVersion) -> SoapVersion {
-        if self.code == FaultCode::VersionMismatch { SoapVersion::V11 } else { request }
+        if self.code == FaultCode::VersionMismatch {
+            SoapVersion::V11
+        } else {
+            request
+        }
     }
 }

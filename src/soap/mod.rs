@@ -50,7 +50,12 @@ impl SoapVersion {
     /// means 1.2, anything else 1.1 (contract §4).
     pub fn from_content_type(content_type: Option<&str>) -> SoapVersion {
         match content_type {
-            Some(ct) if ct.trim_start().to_ascii_lowercase().starts_with("application/soap+xml") => {
+            Some(ct)
+                if ct
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/soap+xml") =>
+            {
                 SoapVersion::V12
             }
             _ => SoapVersion::V11,

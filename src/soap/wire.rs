@@ -61,7 +61,10 @@ fn take_one(
         if ours(&parent.children[i]) && parent.children[i].local == local {
             let e = parent.children.swap_remove(i);
             if found.is_some() {
-                return Err(ParameterError::new(parameter, format!("{parameter} is given more than once")));
+                return Err(ParameterError::new(
+                    parameter,
+                    format!("{parameter} is given more than once"),
+                ));
             }
             found = Some(e);
         } else {
@@ -94,12 +97,16 @@ impl UpdateUserPasswordWire {
             None => None,
             Some(mut c) => {
                 if c.has_text() {
-                    return Err(ParameterError::new("credentials", "credentials holds text instead of elements"));
+                    return Err(ParameterError::new(
+                        "credentials",
+                        "credentials holds text instead of elements",
+                    ));
                 }
                 Some(CredentialsWire {
                     account_url: take_text(&mut c, "accountUrl", "credentials/accountUrl")?,
                     email: take_text(&mut c, "email", "credentials/email")?,
-                    password: take_text(&mut c, "password", "credentials/password")?.map(SecretString::from),
+                    password: take_text(&mut c, "password", "credentials/password")?
+                        .map(SecretString::from),
                 })
             }
         };
@@ -119,12 +126,15 @@ impl UpdateUserPasswordWire {
             ParameterError::new(parameter, format!("{parameter} is missing"))
         }
         let c = self.credentials.ok_or_else(|| missing("credentials"))?;
-        let account_url = c.account_url.ok_or_else(|| missing("credentials/accountUrl"))?;
+        let account_url = c
+            .account_url
+            .ok_or_else(|| missing("credentials/accountUrl"))?;
         let account_url = AccountUrl::parse("credentials/accountUrl", &account_url)?;
         let email = c.email.ok_or_else(|| missing("credentials/email"))?;
         let email = Email::parse("credentials/email", &email)?;
         let caller_password = c.password.ok_or_else(|| missing("credentials/password"))?;
-        let caller_password = Password::parse("credentials/password", caller_password.expose_secret())?;
+        let caller_password =
+            Password::parse("credentials/password", caller_password.expose_secret())?;
         let user_id = self.user_id.ok_or_else(|| missing("userId"))?;
         let user_id = UserId::parse("userId", &user_id)?;
         let new_password = self.password.ok_or_else(|| missing("password"))?;
@@ -141,7 +151,11 @@ impl UpdateUserPasswordWire {
             }
         }
         Ok(UpdatePasswordRequest {
-            credentials: Credentials { account_url, email, password: caller_password },
+            credentials: Credentials {
+                account_url,
+                email,
+                password: caller_password,
+            },
             user_id,
             new_password,
         })
@@ -164,7 +178,8 @@ mod tests {
                <a:UpdateUserPasswordRequest xmlns:a="{API_NS}">{body}</a:UpdateUserPasswordRequest>
                </e:Body></e:Envelope>"#
         );
-        let Operation::UpdateUserPassword(op) = parse_envelope(&doc, &Limits::default()).unwrap().operation;
+        let Operation::UpdateUserPassword(op) =
+            parse_envelope(&doc, &Limits::default()).unwrap().operation;
         decode_update_password(op)
     }
 
@@ -179,18 +194,38 @@ mod tests {
 
     #[test]
     fn duplicates_and_child_elements_name_the_field() {
-        let e = decode(&format!("{CREDS}<userId>u</userId><password>a</password><password>b</password>")).unwrap_err();
+        let e = decode(&format!(
+            "{CREDS}<userId>u</userId><password>a</password><password>b</password>"
+        ))
+        .unwrap_err();
         assert_eq!(e.parameter, "password");
-        let e = decode(&format!("{CREDS}<userId><b>u</b></userId><password>a</password>")).unwrap_err();
+        let e = decode(&format!(
+            "{CREDS}<userId><b>u</b></userId><password>a</password>"
+        ))
+        .unwrap_err();
         assert_eq!(e.parameter, "userId");
-        let e = decode("<credentials><accountUrl>x</accountUrl><accountUrl>y</accountUrl></credentials>").unwrap_err();
+        let e = decode(
+            "<credentials><accountUrl>x</accountUrl><accountUrl>y</accountUrl></credentials>",
+        )
+        .unwrap_err();
         assert_eq!(e.parameter, "credentials/accountUrl");
     }
 
     #[test]
     fn missing_fields_and_confirmation() {
-        assert_eq!(decode(&format!("{CREDS}<password>a</password>")).unwrap_err().parameter, "userId");
-        let e = decode(&format!("{CREDS}<userId>u</userId><password>a</password><passwordConfirm>b</passwordConfirm>")).unwrap_err();
-        assert_eq!((e.parameter, e.violations), ("passwordConfirm", vec![Violation::ConfirmMismatch]));
+        assert_eq!(
+            decode(&format!("{CREDS}<password>a</password>"))
+                .unwrap_err()
+                .parameter,
+            "userId"
+        );
+        let e = decode(&format!(
+            "{CREDS}<userId>u</userId><password>a</password><passwordConfirm>b</passwordConfirm>"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.parameter, e.violations),
+            ("passwordConfirm", vec![Violation::ConfirmMismatch])
+        );
     }
 }

@@ -16,7 +16,10 @@ fn prefix(version: SoapVersion) -> &'static str {
 fn open_envelope(out: &mut String, version: SoapVersion) {
     let p = prefix(version);
     out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-    out.push_str(&format!(r#"<{p}:Envelope xmlns:{p}="{}">"#, version.envelope_ns()));
+    out.push_str(&format!(
+        r#"<{p}:Envelope xmlns:{p}="{}">"#,
+        version.envelope_ns()
+    ));
 }
 
 /// `UpdateUserPasswordResult` with `success` true.
@@ -40,10 +43,16 @@ pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
         out.push_str(&format!("<{p}:Header>"));
         for (i, name) in fault.not_understood.iter().enumerate() {
             let (decl, qname) = match &name.ns {
-                Some(ns) => (format!(r#" xmlns:nu{i}="{}""#, escape(ns.as_str())), format!("nu{i}:{}", name.local)),
+                Some(ns) => (
+                    format!(r#" xmlns:nu{i}="{}""#, escape(ns.as_str())),
+                    format!("nu{i}:{}", name.local),
+                ),
                 None => (String::new(), name.local.clone()),
             };
-            out.push_str(&format!(r#"<{p}:NotUnderstood qname="{}"{decl}/>"#, escape(qname.as_str())));
+            out.push_str(&format!(
+                r#"<{p}:NotUnderstood qname="{}"{decl}/>"#,
+                escape(qname.as_str())
+            ));
         }
         out.push_str(&format!("</{p}:Header>"));
     }
@@ -51,7 +60,9 @@ pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
     let reason = partial_escape(fault.reason.as_ref());
     match version {
         SoapVersion::V11 => {
-            out.push_str(&format!("<faultcode>{code}</faultcode><faultstring>{reason}</faultstring>"));
+            out.push_str(&format!(
+                "<faultcode>{code}</faultcode><faultstring>{reason}</faultstring>"
+            ));
         }
         SoapVersion::V12 => {
             out.push_str(&format!(
@@ -72,7 +83,10 @@ pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
             msg = partial_escape(d.message.as_str())
         ));
         for (name, value) in &d.extras {
-            out.push_str(&format!("<{name}>{}</{name}>", partial_escape(value.as_str())));
+            out.push_str(&format!(
+                "<{name}>{}</{name}>",
+                partial_escape(value.as_str())
+            ));
         }
         out.push_str(&format!("</{}>", d.element));
         out.push_str(&close);
@@ -91,7 +105,9 @@ mod tests {
     fn faults_are_well_formed_with_qualified_codes() {
         let f = Fault::from_service_error(&ServiceError::PermissionDenied(DenyReason::NotInScope));
         let xml = write_fault(SoapVersion::V11, &f);
-        assert!(xml.contains("<faultcode>SOAP-ENV:Client</faultcode><faultstring>Permission denied</faultstring>"));
+        assert!(xml.contains(
+            "<faultcode>SOAP-ENV:Client</faultcode><faultstring>Permission denied</faultstring>"
+        ));
         assert!(xml.contains("<reason>NOT_IN_SCOPE</reason>"));
         let xml12 = write_fault(SoapVersion::V12, &f);
         assert!(xml12.contains("<env:Value>env:Sender</env:Value>"));

@@ -140,8 +140,14 @@ pub(super) fn find_caller(
         })
         .optional()?;
     Ok(match found {
-        Some((account, user)) => CallerLookup { account: Some(account), user },
-        None => CallerLookup { account: None, user: None },
+        Some((account, user)) => CallerLookup {
+            account: Some(account),
+            user,
+        },
+        None => CallerLookup {
+            account: None,
+            user: None,
+        },
     })
 }
 
@@ -180,7 +186,12 @@ pub(super) fn find_target(
         stmt.query_map(params![user.id, history], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?
     };
-    Ok(Some(TargetRecord { user, in_scope, reach_in_scope, history }))
+    Ok(Some(TargetRecord {
+        user,
+        in_scope,
+        reach_in_scope,
+        history,
+    }))
 }
 
 /// Departments a user administers or holds any custom role over.
@@ -278,7 +289,13 @@ pub(super) fn apply_change(conn: &mut Connection, c: &ChangeRecord) -> Result<i6
         "INSERT INTO events (at, kind, account_id, user_id, credential_version, request_id)
          VALUES (?1, 'password_changed', ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![c.audit.at, c.account_id, c.target_id, version, c.audit.request_id])?;
+    .execute(params![
+        c.audit.at,
+        c.account_id,
+        c.target_id,
+        version,
+        c.audit.request_id
+    ])?;
     tx.commit()?;
     Ok(version)
 }
@@ -289,7 +306,9 @@ pub(super) fn upgrade_hash(
     old_hash: &str,
     new_hash: &str,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2")?
-        .execute(params![user_id, old_hash, new_hash])?;
+    conn.prepare_cached(
+        "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+    )?
+    .execute(params![user_id, old_hash, new_hash])?;
     Ok(())
 }

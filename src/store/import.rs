@@ -56,7 +56,9 @@ pub struct UserPlan {
 
 impl std::fmt::Debug for UserPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserPlan").field("ext_id", &self.ext_id).finish_non_exhaustive()
+        f.debug_struct("UserPlan")
+            .field("ext_id", &self.ext_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,9 +85,16 @@ pub struct ExistingIds {
     pub users: HashSet<String>,
     pub departments: HashSet<String>,
     pub roles: HashSet<String>,
+    /// E-mail key of each stored user → that user's id, so a clash names its JSON path.
+    pub emails: HashMap<String, String>,
+    /// The stored owner's id, if the account has one.
+    pub owner: Option<String>,
 }
 
-pub(super) fn existing_ids(conn: &Connection, account_key: &str) -> Result<ExistingIds, StoreError> {
+pub(super) fn existing_ids(
+    conn: &Connection,
+    account_key: &str,
+) -> Result<ExistingIds, StoreError> {
     let ids = |table: &str| -> Result<HashSet<String>, StoreError> {
         let mut stmt = conn.prepare(&format!(
             "SELECT t.ext_id FROM {table} t JOIN accounts a ON a.id = t.account_id WHERE a.url_key = ?1"
@@ -93,10 +102,34 @@ pub(super) fn existing_ids(conn: &Connection, account_key: &str) -> Result<Exist
         let rows = stmt.query_map([account_key], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     };
-    Ok(ExistingIds { users: ids("users")?, departments: ids("departments")?, roles: ids("roles")? })
+    let mut emails = HashMap::new();
+    let mut owner = None;
+    let mut stmt = conn.prepare(
+        "SELECT u.ext_id, u.email_key, u.role FROM users u JOIN accounts a ON a.id = u.account_id
+          WHERE a.url_key = ?1",
+    )?;
+    let mut rows = stmt.query([account_key])?;
+    while let Some(row) = rows.next()? {
+        let (ext_id, email_key, role): (String, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?);
+        if role == Role::Owner.as_str() {
+            owner = Some(ext_id.clone());
+        }
+        emails.insert(email_key, ext_id);
+    }
+    Ok(ExistingIds {
+        users: ids("users")?,
+        departments: ids("departments")?,
+        roles: ids("roles")?,
+        emails,
+        owner,
+    })
 }
 
-pub(super) fn import(conn: &mut Connection, plan: &DirectoryPlan) -> Result<ImportSummary, StoreError> {
+pub(super) fn import(
+    conn: &mut Connection,
+    plan: &DirectoryPlan,
+) -> Result<ImportSummary, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut summary = ImportSummary::default();
     for account in &plan.accounts {
@@ -146,8 +179,12 @@ fn import_account(
              RETURNING id",
         )?;
         for d in &a.departments {
-            let parent = d.parent.as_deref().and_then(|p| departments.get(p).copied());
-            let id: i64 = upsert.query_row(params![account_id, d.ext_id, d.name, parent], |r| r.get(0))?;
+            let parent = d
+                .parent
+                .as_deref()
+                .and_then(|p| departments.get(p).copied());
+            let id: i64 =
+                upsert.query_row(params![account_id, d.ext_id, d.name, parent], |r| r.get(0))?;
             departments.insert(&d.ext_id, id);
             summary.departments += 1;
         }
@@ -161,9 +198,11 @@ fn import_account(
              RETURNING id",
         )?;
         let mut clear = tx.prepare("DELETE FROM role_permissions WHERE role_id = ?1")?;
-        let mut grant = tx.prepare("INSERT INTO role_permissions (role_id, permission) VALUES (?1, ?2)")?;
+        let mut grant =
+            tx.prepare("INSERT INTO role_permissions (role_id, permission) VALUES (?1, ?2)")?;
         for r in &a.roles {
-            let id: i64 = upsert.query_row(params![account_id, r.ext_id, r.name], |row| row.get(0))?;
+            let id: i64 =
+                upsert.query_row(params![account_id, r.ext_id, r.name], |row| row.get(0))?;
             clear.execute([id])?;
             for perm in &r.permissions {
                 grant.execute(params![id, perm])?;
@@ -200,6 +239,20 @@ fn import_account(
         }
     };
 
+    // Stored users in this file first give up the e-mails and the owner role they are
+    // leaving, so that a file moving either between two users does not trip the unique
+    // indexes halfway through, whatever order it lists them in.
+    {
+        let mut release = tx.prepare(
+            "UPDATE users SET email_key = 'released:' || id,
+                              role = CASE WHEN role = 'owner' THEN ?4 ELSE role END
+              WHERE account_id = ?1 AND ext_id = ?2 AND (email_key <> ?3 OR role = 'owner' AND ?4 <> 'owner')",
+        )?;
+        for u in &a.users {
+            release.execute(params![account_id, u.ext_id, u.email_key, u.role.as_str()])?;
+        }
+    }
+
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut find = tx.prepare("SELECT id FROM users WHERE account_id = ?1 AND ext_id = ?2")?;
     let mut update = tx.prepare(
@@ -214,7 +267,8 @@ fn import_account(
     )?;
     let mut clear_manages = tx.prepare("DELETE FROM user_manages WHERE user_id = ?1")?;
     let mut clear_roles = tx.prepare("DELETE FROM user_roles WHERE user_id = ?1")?;
-    let mut add_manages = tx.prepare("INSERT OR IGNORE INTO user_manages (user_id, department_id) VALUES (?1, ?2)")?;
+    let mut add_manages =
+        tx.prepare("INSERT OR IGNORE INTO user_manages (user_id, department_id) VALUES (?1, ?2)")?;
     let mut add_role = tx.prepare(
         "INSERT OR IGNORE INTO user_roles (user_id, role_id, department_id) VALUES (?1, ?2, ?3)",
     )?;
@@ -239,7 +293,10 @@ fn import_account(
             }
             None => {
                 let hash = u.password_hash.as_deref().ok_or_else(|| {
-                    StoreError::Conflict(format!("user \"{}\" is new but has no password", u.ext_id))
+                    StoreError::Conflict(format!(
+                        "user \"{}\" is new but has no password",
+                        u.ext_id
+                    ))
                 })?;
                 summary.users_created += 1;
                 insert.query_row(

@@ -20,8 +20,8 @@ pub use directory::{
     AccountRecord, AuditRecord, CallerLookup, ChangeRecord, TargetRecord, UserRecord,
 };
 pub use import::{
-    AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary, RolePlan,
-    UserPlan,
+    AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
+    RolePlan, UserPlan,
 };
 
 /// How long a connection waits for another writer before giving up.
@@ -138,7 +138,8 @@ impl Store {
     /// Stores the new hash, history, audit and event rows in one transaction; returns
     /// the new credential version.
     pub async fn apply_change(&self, change: ChangeRecord) -> Result<i64, StoreError> {
-        self.call(move |conn| directory::apply_change(conn, &change)).await
+        self.call(move |conn| directory::apply_change(conn, &change))
+            .await
     }
 
     /// Replaces a hash made with weaker parameters, if it is still the stored one.
@@ -165,7 +166,11 @@ impl Store {
     /// True when no account exists yet (the demo loads only into an empty database).
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         self.call_blocking(|conn| {
-            Ok(conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM accounts)", [], |r| r.get(0))?)
+            Ok(
+                conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM accounts)", [], |r| {
+                    r.get(0)
+                })?,
+            )
         })
     }
 }

@@ -21,14 +21,33 @@ pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
 pub const OWNER: (&str, &str, &str) = ("u-owner", "owner@example.com", "Owner-Demo-Pass-7341");
 pub const ADMIN: (&str, &str, &str) = ("u-admin", "admin@example.com", "Admin-Demo-Pass-5820");
 pub const ADMIN2: (&str, &str, &str) = ("u-admin2", "admin2@example.com", "Admin2-Demo-Pass-9154");
-pub const SALES_ADMIN: (&str, &str, &str) = ("u-sales-admin", "sales.admin@example.com", "Sales-Demo-Pass-2468");
-pub const EMEA_ADMIN: (&str, &str, &str) = ("u-emea-admin", "emea.admin@example.com", "Emea-Demo-Pass-1357");
-pub const ENG_ADMIN: (&str, &str, &str) = ("u-eng-admin", "eng.admin@example.com", "Eng-Demo-Pass-8642");
+pub const SALES_ADMIN: (&str, &str, &str) = (
+    "u-sales-admin",
+    "sales.admin@example.com",
+    "Sales-Demo-Pass-2468",
+);
+pub const EMEA_ADMIN: (&str, &str, &str) = (
+    "u-emea-admin",
+    "emea.admin@example.com",
+    "Emea-Demo-Pass-1357",
+);
+pub const ENG_ADMIN: (&str, &str, &str) =
+    ("u-eng-admin", "eng.admin@example.com", "Eng-Demo-Pass-8642");
 pub const HELP: (&str, &str, &str) = ("u-help", "help@example.com", "Help-Demo-Pass-3690");
-pub const LEARNER: (&str, &str, &str) = ("u-learner", "learner@example.com", "Learner-Demo-Pass-4826");
-pub const LEARNER2: (&str, &str, &str) = ("u-learner2", "learner2@example.com", "Learner2-Demo-Pass-7193");
-pub const ENGINEER: (&str, &str, &str) = ("u-engineer", "engineer@example.com", "Engineer-Demo-Pass-6071");
-pub const TRAINER: (&str, &str, &str) = ("u-trainer", "trainer@example.com", "Trainer-Demo-Pass-2580");
+pub const LEARNER: (&str, &str, &str) =
+    ("u-learner", "learner@example.com", "Learner-Demo-Pass-4826");
+pub const LEARNER2: (&str, &str, &str) = (
+    "u-learner2",
+    "learner2@example.com",
+    "Learner2-Demo-Pass-7193",
+);
+pub const ENGINEER: (&str, &str, &str) = (
+    "u-engineer",
+    "engineer@example.com",
+    "Engineer-Demo-Pass-6071",
+);
+pub const TRAINER: (&str, &str, &str) =
+    ("u-trainer", "trainer@example.com", "Trainer-Demo-Pass-2580");
 pub const FORMER: (&str, &str, &str) = ("u-former", "former@example.com", "Former-Demo-Pass-1122");
 pub const SSO: (&str, &str, &str) = ("u-sso", "sso.user@example.com", "Sso-Demo-Pass-3344");
 
@@ -77,7 +96,13 @@ impl Soap {
 pub const BOTH: [Soap; 2] = [Soap::V11, Soap::V12];
 
 /// An `UpdateUserPasswordRequest` element.
-pub fn request(account: &str, email: &str, password: &str, user_id: &str, new_password: &str) -> String {
+pub fn request(
+    account: &str,
+    email: &str,
+    password: &str,
+    user_id: &str,
+    new_password: &str,
+) -> String {
     format!(
         r#"<UpdateUserPasswordRequest xmlns="{API_NS}"><credentials><accountUrl>{}</accountUrl><email>{}</email><password>{}</password></credentials><userId>{}</userId><password>{}</password></UpdateUserPasswordRequest>"#,
         esc(account),
@@ -169,7 +194,12 @@ pub fn element_texts(xml: &str, local: &str) -> Vec<String> {
                         b"amp" => "&".to_string(),
                         b"apos" => "'".to_string(),
                         b"quot" => "\"".to_string(),
-                        _ => r.resolve_char_ref().ok().flatten().map(String::from).unwrap_or_default(),
+                        _ => r
+                            .resolve_char_ref()
+                            .ok()
+                            .flatten()
+                            .map(String::from)
+                            .unwrap_or_default(),
                     };
                     c.push_str(&s);
                 }
@@ -218,7 +248,9 @@ pub fn spawn_app_with(json: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp 
             app.run_until_stopped().await.expect("server ran");
         })
     });
-    let (port, handle) = rx.recv_timeout(Duration::from_secs(30)).expect("server started");
+    let (port, handle) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server started");
     TestApp {
         port,
         endpoint: format!("http://127.0.0.1:{port}/soap"),
@@ -254,8 +286,17 @@ impl TestApp {
     }
 
     /// `caller` sets `user_id`'s password to `new_password` in the demo account.
-    pub fn change(&self, version: Soap, caller: (&str, &str, &str), user_id: &str, new_password: &str) -> Reply {
-        self.call(version, &request(ACCOUNT, caller.1, caller.2, user_id, new_password))
+    pub fn change(
+        &self,
+        version: Soap,
+        caller: (&str, &str, &str),
+        user_id: &str,
+        new_password: &str,
+    ) -> Reply {
+        self.call(
+            version,
+            &request(ACCOUNT, caller.1, caller.2, user_id, new_password),
+        )
     }
 
     pub fn get(&self, path_and_query: &str) -> Reply {
@@ -266,7 +307,8 @@ impl TestApp {
     /// A connection to the service's database, for checking what was stored.
     pub fn db(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(&self.db_path).expect("open db");
-        conn.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+        conn.busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
         conn
     }
 
@@ -276,7 +318,11 @@ impl TestApp {
         loop {
             let n: i64 = self
                 .db()
-                .query_row("SELECT count(*) FROM audit_log WHERE outcome = ?1", [outcome], |r| r.get(0))
+                .query_row(
+                    "SELECT count(*) FROM audit_log WHERE outcome = ?1",
+                    [outcome],
+                    |r| r.get(0),
+                )
                 .expect("count audit rows");
             if n >= at_least || std::time::Instant::now() > deadline {
                 return n;
@@ -310,23 +356,50 @@ fn into_reply(resp: reqwest::blocking::Response) -> Reply {
         .unwrap_or_default()
         .to_string();
     let body = resp.text().expect("body");
-    Reply { status, content_type, headers, body }
+    Reply {
+        status,
+        content_type,
+        headers,
+        body,
+    }
 }
 
 /// Asserts `reply` is a typed client fault of `version` with the given faultstring and
 /// detail element; returns the reply for further checks.
 #[track_caller]
 pub fn assert_client_fault(reply: &Reply, version: Soap, faultstring: &str, detail: &str) {
-    assert_eq!(reply.status, version.client_fault_status(), "status; body: {}", reply.body);
+    assert_eq!(
+        reply.status,
+        version.client_fault_status(),
+        "status; body: {}",
+        reply.body
+    );
     let expected_code = match version {
         Soap::V11 => "SOAP-ENV:Client",
         Soap::V12 => "env:Sender",
     };
-    assert_eq!(reply.fault_code().as_deref(), Some(expected_code), "{}", reply.body);
-    assert_eq!(reply.fault_string().as_deref(), Some(faultstring), "{}", reply.body);
-    assert_eq!(reply.detail_element().as_deref(), Some(detail), "{}", reply.body);
+    assert_eq!(
+        reply.fault_code().as_deref(),
+        Some(expected_code),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.fault_string().as_deref(),
+        Some(faultstring),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.detail_element().as_deref(),
+        Some(detail),
+        "{}",
+        reply.body
+    );
     assert!(
-        reply.content_type.starts_with(version.content_type().split(';').next().unwrap_or_default()),
+        reply
+            .content_type
+            .starts_with(version.content_type().split(';').next().unwrap_or_default()),
         "content type {}",
         reply.content_type
     );
@@ -336,7 +409,12 @@ pub fn assert_client_fault(reply: &Reply, version: Soap, faultstring: &str, deta
 pub fn assert_wrong_parameters(reply: &Reply, version: Soap, parameter: &str, violations: &[&str]) {
     assert_client_fault(reply, version, "Wrong parameters", "WrongParametersFault");
     assert_eq!(reply.text("code").as_deref(), Some("WRONG_PARAMETERS"));
-    assert_eq!(reply.text("parameter").as_deref(), Some(parameter), "{}", reply.body);
+    assert_eq!(
+        reply.text("parameter").as_deref(),
+        Some(parameter),
+        "{}",
+        reply.body
+    );
     assert_eq!(reply.texts("violation"), violations, "{}", reply.body);
 }
 
@@ -344,7 +422,12 @@ pub fn assert_wrong_parameters(reply: &Reply, version: Soap, parameter: &str, vi
 pub fn assert_denied(reply: &Reply, version: Soap, reason: &str) {
     assert_client_fault(reply, version, "Permission denied", "PermissionDeniedFault");
     assert_eq!(reply.text("code").as_deref(), Some("PERMISSION_DENIED"));
-    assert_eq!(reply.text("reason").as_deref(), Some(reason), "{}", reply.body);
+    assert_eq!(
+        reply.text("reason").as_deref(),
+        Some(reason),
+        "{}",
+        reply.body
+    );
 }
 
 /// Asserts a fault without detail (envelope-level) with the given code local name.
@@ -355,7 +438,16 @@ pub fn assert_bare_fault(reply: &Reply, version: Soap, status: u16, code_local: 
         Soap::V11 => "SOAP-ENV",
         Soap::V12 => "env",
     };
-    assert_eq!(reply.fault_code(), Some(format!("{prefix}:{code_local}")), "{}", reply.body);
+    assert_eq!(
+        reply.fault_code(),
+        Some(format!("{prefix}:{code_local}")),
+        "{}",
+        reply.body
+    );
     assert_eq!(reply.detail_element(), None, "{}", reply.body);
-    assert!(reply.content_type.starts_with(version.content_type().split(';').next().unwrap_or_default()));
+    assert!(
+        reply
+            .content_type
+            .starts_with(version.content_type().split(';').next().unwrap_or_default())
+    );
 }

@@ -13,7 +13,11 @@ fn sales_admin_sets_learner_password_over_soap_11_and_12() {
     assert!(reply.content_type.starts_with("application/soap+xml"));
     let version: i64 = app
         .db()
-        .query_row("SELECT credential_version FROM users WHERE ext_id = 'u-learner'", [], |r| r.get(0))
+        .query_row(
+            "SELECT credential_version FROM users WHERE ext_id = 'u-learner'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(version, 3);
 }
