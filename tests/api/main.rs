@@ -5,6 +5,7 @@ mod concurrency;
 mod envelope;
 mod faults;
 mod fixtures;
+mod hashing;
 mod helpers;
 mod import;
 mod logs;
