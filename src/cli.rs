@@ -46,6 +46,10 @@ struct ServeArgs {
     /// The endpoint URL published in the WSDL, e.g. https://passwd.example.com/soap.
     #[arg(long, value_parser = parse_public_url)]
     public_url: Option<String>,
+    /// Trust X-Forwarded-Host/-Proto (only behind a proxy that sets them): they then name
+    /// the account of WS-Security callers and the address in the WSDL.
+    #[arg(long)]
+    trust_forwarded_host: bool,
     /// Load fixtures/demo.json into an empty database and print a request to try.
     #[arg(long)]
     demo: bool,
@@ -120,6 +124,7 @@ pub fn main() -> ExitCode {
 fn serve(args: ServeArgs) -> Result<(), String> {
     let mut settings = Settings::new(args.bind, args.db.db);
     settings.public_url = args.public_url;
+    settings.trust_forwarded_host = args.trust_forwarded_host;
     settings.body_limit = usize::try_from(args.body_limit).map_err(|e| e.to_string())?;
     if let Some(workers) = args.workers {
         settings.workers = usize::try_from(workers).map_err(|e| e.to_string())?;

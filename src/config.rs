@@ -18,6 +18,8 @@ pub struct Settings {
     pub db: PathBuf,
     /// The endpoint URL published in the WSDL (`soap:address`).
     pub public_url: Option<String>,
+    /// Take the client's host from `X-Forwarded-Host` (a trusted proxy sets it).
+    pub trust_forwarded_host: bool,
     pub body_limit: usize,
     /// HTTP worker threads.
     pub workers: usize,
@@ -41,6 +43,7 @@ impl Settings {
             bind: bind.into(),
             db: db.into(),
             public_url: None,
+            trust_forwarded_host: false,
             body_limit: DEFAULT_BODY_LIMIT,
             workers: cores(),
             hash: HashParams::default(),

@@ -79,6 +79,7 @@ impl Application {
             body_limit: settings.body_limit,
             limits: settings.limits,
             public_url: settings.public_url.clone(),
+            trust_forwarded_host: settings.trust_forwarded_host,
         });
         let server = HttpServer::new(move || {
             App::new()

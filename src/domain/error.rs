@@ -12,6 +12,10 @@ pub enum ServiceError {
     /// Deliberately carries no detail: the caller must not learn which one it was.
     #[error("authentication failed")]
     AuthenticationFailed,
+    /// A WS-Security token type whose password cannot be checked (PasswordDigest needs
+    /// the plaintext on the server; only argon2id hashes are stored).
+    #[error("unsupported WS-Security token type")]
+    UnsupportedToken,
     /// `userId` names no user of the caller's account.
     #[error("unknown user")]
     UnknownUser,
@@ -31,7 +35,9 @@ impl ServiceError {
     pub fn outcome_code(&self) -> &'static str {
         match self {
             ServiceError::WrongParameters(_) => "WRONG_PARAMETERS",
-            ServiceError::AuthenticationFailed => "AUTHENTICATION_FAILED",
+            ServiceError::AuthenticationFailed | ServiceError::UnsupportedToken => {
+                "AUTHENTICATION_FAILED"
+            }
             ServiceError::UnknownUser => "UNKNOWN_USER",
             ServiceError::PermissionDenied(_) => "PERMISSION_DENIED",
             ServiceError::ServerBusy => "SERVER_BUSY",
@@ -49,6 +55,7 @@ impl ServiceError {
                 format!("{}:{}", p.parameter, ids.join(","))
             }),
             ServiceError::PermissionDenied(r) => Some(r.id().to_string()),
+            ServiceError::UnsupportedToken => Some("UNSUPPORTED_TOKEN".to_string()),
             _ => None,
         }
     }

@@ -11,8 +11,8 @@ use log::info;
 use crate::domain::RequestContext;
 use crate::service::{Attempt, Service};
 use crate::soap::{
-    self, EnvelopeError, Fault, Limits, Operation, Refused, SoapVersion, decode_body,
-    decode_update_password, parse_envelope,
+    self, EnvelopeError, Fault, Limits, Operation, Refused, RequestOrigin, SoapVersion,
+    decode_body, decode_update_password, parse_envelope,
 };
 
 /// What every worker shares.
@@ -24,6 +24,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The endpoint URL published in the WSDL; `None` builds it from the Host header.
     pub public_url: Option<String>,
+    /// Honour `X-Forwarded-Host`/`-Proto` (set only behind a proxy that overwrites them).
+    pub trust_forwarded_host: bool,
 }
 
 /// Registers the routes.
@@ -164,7 +166,12 @@ async fn soap_endpoint(
             }
             (response, CallLog::refused(&error))
         }
-        Ok(body) => handle_envelope(&body, fallback, &state, &ctx).await,
+        Ok(body) => {
+            let origin = RequestOrigin {
+                host: request_host(&req, &state).map(|(_, host)| host),
+            };
+            handle_envelope(&body, content_type, &origin, &state, &ctx).await
+        }
     };
     info!(
         target: "soap_passwd::access",
@@ -184,16 +191,18 @@ async fn soap_endpoint(
 /// Everything after the body is read: pre-pass, decode, operation, response.
 async fn handle_envelope(
     body: &[u8],
-    fallback: SoapVersion,
+    content_type: Option<&str>,
+    origin: &RequestOrigin,
     state: &AppState,
     ctx: &RequestContext,
 ) -> (HttpResponse, CallLog) {
-    let parsed = decode_body(body)
+    let fallback = SoapVersion::from_content_type(content_type);
+    let parsed = decode_body(body, content_type)
         .map_err(|error| Refused {
             version: None,
             error,
         })
-        .and_then(|text| parse_envelope(text, &state.limits));
+        .and_then(|text| parse_envelope(&text, &state.limits));
     let envelope = match parsed {
         Ok(envelope) => envelope,
         Err(refused) => {
@@ -208,10 +217,12 @@ async fn handle_envelope(
     let version = envelope.version;
     let operation = envelope.operation.name();
     let attempt = match envelope.operation {
-        Operation::UpdateUserPassword(element) => match decode_update_password(element) {
-            Ok(request) => state.service.update_password(request, ctx).await,
-            Err(error) => state.service.reject(error, ctx).await,
-        },
+        Operation::UpdateUserPassword(element) => {
+            match decode_update_password(element, envelope.security, origin) {
+                Ok(request) => state.service.update_password(request, ctx).await,
+                Err(error) => state.service.reject(error, ctx).await,
+            }
+        }
     };
     let (response, outcome) = match &attempt.result {
         Ok(()) => (
@@ -273,25 +284,48 @@ async fn documents(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         .body("POST SOAP requests here; GET ?wsdl for the service description\n")
 }
 
-/// The endpoint's public URL: the configured one, else built from the Host header.
-/// Forwarding headers are not trusted: a proxy deployment sets `--public-url`.
+/// The endpoint's public URL: the configured one, else built from the request's host.
 fn endpoint_url(req: &HttpRequest, state: &AppState) -> String {
     if let Some(url) = &state.public_url {
         return url.clone();
     }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
-        })
-        .map(str::to_string)
-        .or_else(|| req.app_config().host().parse().ok())
-        .unwrap_or_else(|| "localhost".to_string());
-    format!("http://{host}/soap")
+    let (scheme, host) = request_host(req, state).unwrap_or_else(|| {
+        let host = req.app_config().host().to_string();
+        ("http".to_string(), host)
+    });
+    format!("{scheme}://{host}/soap")
+}
+
+/// The scheme and host the client addressed: the `Host` header, or — only when
+/// `--trust-forwarded-host` says a proxy in front sets them — `X-Forwarded-Host` and
+/// `X-Forwarded-Proto`. Values that are not plain host names are ignored.
+fn request_host(req: &HttpRequest, state: &AppState) -> Option<(String, String)> {
+    let header_value = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.split(',').next())
+            .map(str::trim)
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+            })
+            .map(str::to_string)
+    };
+    let mut scheme = "http".to_string();
+    if state.trust_forwarded_host {
+        if let Some(host) = header_value("x-forwarded-host") {
+            if let Some(proto) = header_value("x-forwarded-proto") {
+                if proto.eq_ignore_ascii_case("https") {
+                    scheme = "https".to_string();
+                }
+            }
+            return Some((scheme, host));
+        }
+    }
+    header_value("host").map(|host| (scheme, host))
 }
 
 /// `GET /health`: 200 when the database answers.

@@ -62,9 +62,9 @@ impl Service {
         &self.store
     }
 
-    /// Records a call whose parameters did not parse (audited with no identifiers).
-    pub async fn reject(&self, error: ParameterError, ctx: &RequestContext) -> Attempt {
-        let error = ServiceError::WrongParameters(error);
+    /// Records a call refused while its message was converted into a request (wrong
+    /// parameters, an unsupported token type): audited with no identifiers.
+    pub async fn reject(&self, error: ServiceError, ctx: &RequestContext) -> Attempt {
         self.audit
             .record(AuditRecord {
                 at: now(),

@@ -2,6 +2,9 @@
 //! envelope, enforces the structural limits, honours `mustUnderstand` and identifies
 //! the operation by the Body's first element, keeping only that element's subtree.
 
+use std::borrow::Cow;
+
+use encoding_rs::{Encoding, REPLACEMENT, UTF_8};
 use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
@@ -32,6 +35,8 @@ pub struct Element {
     /// The namespace URI, or `None` for an unqualified element.
     pub ns: Option<String>,
     pub local: String,
+    /// Attributes as (namespace, local name, value); namespace declarations excluded.
+    pub attributes: Vec<(Option<String>, String, String)>,
     /// All character data directly inside the element (text, CDATA, references).
     pub text: String,
     pub children: Vec<Element>,
@@ -41,6 +46,14 @@ impl Element {
     /// True when the element holds non-whitespace text.
     pub fn has_text(&self) -> bool {
         !self.text.trim().is_empty()
+    }
+
+    /// The value of the attribute with this local name and no namespace.
+    pub fn attribute(&self, local: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(ns, name, _)| ns.is_none() && name == local)
+            .map(|(_, _, v)| v.as_str())
     }
 }
 
@@ -63,6 +76,8 @@ impl Operation {
 pub struct ParsedEnvelope {
     pub version: SoapVersion,
     pub operation: Operation,
+    /// The `wsse:Security` header block addressed to this service, if any.
+    pub security: Option<Element>,
 }
 
 /// A qualified name, for the MustUnderstand fault.
@@ -141,19 +156,72 @@ enum Place {
     HeaderBlock,
     Body,
     Operation,
+    /// Inside the `wsse:Security` header block (captured like the operation).
+    Security,
     OtherBodyContent,
     AfterRoot,
 }
 
 const MUST_UNDERSTAND: &str = "mustUnderstand";
+/// WS-Security 1.0 (OASIS 2004) secext namespace.
+pub const WSSE_NS: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
 const SOAP11_ACTOR_NEXT: &str = "http://schemas.xmlsoap.org/soap/actor/next";
 const SOAP12_ROLE_NEXT: &str = "http://www.w3.org/2003/05/soap-envelope/role/next";
 const SOAP12_ROLE_ULTIMATE: &str = "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver";
 
-/// Decodes a request body to text: UTF-8, with an optional byte-order mark.
-pub fn decode_body(body: &[u8]) -> Result<&str, EnvelopeError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    std::str::from_utf8(body).map_err(|_| EnvelopeError::Undecodable)
+/// Decodes a request body to text. The charset is taken from a byte-order mark, else
+/// the Content-Type's `charset` parameter, else the XML declaration's `encoding`, else
+/// UTF-8 (RFC 7303's order). Legacy clients send ISO-8859-1, windows-1252 or UTF-16.
+pub fn decode_body<'b>(
+    body: &'b [u8],
+    content_type: Option<&str>,
+) -> Result<Cow<'b, str>, EnvelopeError> {
+    let (encoding, bytes) = match Encoding::for_bom(body) {
+        Some((encoding, bom)) => (encoding, &body[bom..]),
+        None => {
+            let label = content_type
+                .and_then(charset_parameter)
+                .or_else(|| declared_encoding(body));
+            let encoding = match label {
+                Some(label) => Encoding::for_label(label.trim().as_bytes())
+                    .ok_or(EnvelopeError::Undecodable)?,
+                None => UTF_8,
+            };
+            (encoding, body)
+        }
+    };
+    if encoding == REPLACEMENT {
+        return Err(EnvelopeError::Undecodable);
+    }
+    encoding
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .ok_or(EnvelopeError::Undecodable)
+}
+
+/// `charset` from a Content-Type such as `text/xml; charset="ISO-8859-1"`.
+fn charset_parameter(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"'))
+    })
+}
+
+/// `encoding` from an ASCII-compatible XML declaration at the start of `body`.
+fn declared_encoding(body: &[u8]) -> Option<&str> {
+    let head = &body[..body.len().min(256)];
+    if !head.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = head.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&head[..end]).ok()?;
+    let rest = &decl[decl.find("encoding")? + "encoding".len()..];
+    let rest = rest.trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+    let rest = &rest[1..];
+    Some(&rest[..rest.find(quote)?])
 }
 
 /// Parses `text` (already decoded to UTF-8, BOM removed) into a [`ParsedEnvelope`].
@@ -168,7 +236,8 @@ pub fn parse_envelope(text: &str, limits: &Limits) -> Result<ParsedEnvelope, Ref
         seen_body: false,
         body_children: 0,
         operation: None,
-        op_stack: Vec::new(),
+        security: None,
+        capture: Vec::new(),
         not_understood: Vec::new(),
         header_block_depth: 0,
     };
@@ -264,8 +333,10 @@ struct Parser<'l> {
     seen_body: bool,
     body_children: usize,
     operation: Option<Element>,
-    /// Open elements of the operation's subtree, the operation element first.
-    op_stack: Vec<Element>,
+    security: Option<Element>,
+    /// Open elements of the subtree being kept (the operation or `wsse:Security`),
+    /// its root first.
+    capture: Vec<Element>,
     not_understood: Vec<QualifiedName>,
     header_block_depth: usize,
 }
@@ -320,9 +391,30 @@ impl Parser<'_> {
                 }
             }
             Place::Header => {
-                self.header_block(ns, local, &attributes);
-                self.place = Place::HeaderBlock;
-                self.header_block_depth = self.depth + 1;
+                let (must, for_us) = self.header_target(&attributes);
+                if for_us && ns.as_deref() == Some(WSSE_NS) && local == "Security" {
+                    if self.security.is_some() {
+                        return Err(EnvelopeError::NotEnvelope(
+                            "more than one wsse:Security header for this service",
+                        ));
+                    }
+                    // Understood: it carries the caller's UsernameToken.
+                    self.place = Place::Security;
+                    self.capture.push(Element {
+                        ns,
+                        local,
+                        attributes,
+                        ..Element::default()
+                    });
+                } else {
+                    // No other header block is processed, so a mandatory one addressed
+                    // to us cannot be honoured.
+                    if must && for_us {
+                        self.not_understood.push(QualifiedName { ns, local });
+                    }
+                    self.place = Place::HeaderBlock;
+                    self.header_block_depth = self.depth + 1;
+                }
             }
             Place::HeaderBlock | Place::OtherBodyContent => {}
             Place::Body => {
@@ -334,19 +426,21 @@ impl Parser<'_> {
                 }
                 if ns.as_deref() == Some(API_NS) && local == "UpdateUserPasswordRequest" {
                     self.place = Place::Operation;
-                    self.op_stack.push(Element {
+                    self.capture.push(Element {
                         ns,
                         local,
+                        attributes,
                         ..Element::default()
                     });
                 } else {
                     self.place = Place::OtherBodyContent;
                 }
             }
-            Place::Operation => {
-                self.op_stack.push(Element {
+            Place::Operation | Place::Security => {
+                self.capture.push(Element {
                     ns,
                     local,
+                    attributes,
                     ..Element::default()
                 });
             }
@@ -359,42 +453,38 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// Checks the attributes are well-formed and bounded; returns the SOAP ones we need:
-    /// `(namespace, local name, value)`.
+    /// Checks the attributes are well-formed and bounded; returns them (namespace
+    /// declarations aside) as `(namespace, local name, value)`.
     fn attributes(
         &self,
         reader: &NsReader<&[u8]>,
         e: &BytesStart<'_>,
     ) -> Result<Vec<(Option<String>, String, String)>, EnvelopeError> {
-        let mut wanted = Vec::new();
+        let mut all = Vec::new();
         for (i, attr) in e.attributes().with_checks(true).enumerate() {
             if i >= self.limits.max_attributes {
                 return Err(EnvelopeError::TooManyAttributes);
             }
             let attr = attr.map_err(|_| EnvelopeError::NotXml)?;
             let (ns, local) = reader.resolver().resolve_attribute(attr.key);
-            let ns = owned_ns(&ns)?;
-            let interesting = matches!(ns.as_deref(), Some(SOAP11_ENV_NS | SOAP12_ENV_NS));
             let value = attr
                 .decode_and_unescape_value(reader.decoder())
                 .map_err(|_| EnvelopeError::NotXml)?;
-            if interesting {
-                let local = std::str::from_utf8(local.into_inner())
-                    .map_err(|_| EnvelopeError::NotXml)?
-                    .to_string();
-                wanted.push((ns, local, value.into_owned()));
+            if attr.key.as_namespace_binding().is_some() {
+                continue;
             }
+            let ns = owned_ns(&ns)?;
+            let local = std::str::from_utf8(local.into_inner())
+                .map_err(|_| EnvelopeError::NotXml)?
+                .to_string();
+            all.push((ns, local, value.into_owned()));
         }
-        Ok(wanted)
+        Ok(all)
     }
 
-    /// Records a header block that is addressed to us, must be understood and is not.
-    fn header_block(
-        &mut self,
-        ns: Option<String>,
-        local: String,
-        attributes: &[(Option<String>, String, String)],
-    ) {
+    /// Whether a header block must be understood, and whether it is addressed to us
+    /// (SOAP 1.1 `actor` next or absent; SOAP 1.2 `role` next, ultimateReceiver or absent).
+    fn header_target(&self, attributes: &[(Option<String>, String, String)]) -> (bool, bool) {
         let env_ns = self.version.map(SoapVersion::envelope_ns);
         let soap_attr = |name: &str| {
             attributes
@@ -413,22 +503,23 @@ impl Parser<'_> {
                 None | Some("") | Some(SOAP11_ACTOR_NEXT)
             ),
         };
-        // No header block is processed yet, so every mandatory one addressed to us fails.
-        if must && for_us {
-            self.not_understood.push(QualifiedName { ns, local });
-        }
+        (must, for_us)
     }
 
     fn end(&mut self) {
         self.depth = self.depth.saturating_sub(1);
         match self.place {
-            Place::Operation => {
-                if let Some(done) = self.op_stack.pop() {
-                    match self.op_stack.last_mut() {
+            Place::Operation | Place::Security => {
+                if let Some(done) = self.capture.pop() {
+                    match self.capture.last_mut() {
                         Some(parent) => parent.children.push(done),
-                        None => {
+                        None if self.place == Place::Operation => {
                             self.operation = Some(done);
                             self.place = Place::Body;
+                        }
+                        None => {
+                            self.security = Some(done);
+                            self.place = Place::Header;
                         }
                     }
                 }
@@ -449,8 +540,8 @@ impl Parser<'_> {
         }
         let blank = text.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
         match self.place {
-            Place::Operation => {
-                if let Some(open) = self.op_stack.last_mut() {
+            Place::Operation | Place::Security => {
+                if let Some(open) = self.capture.last_mut() {
                     open.text.push_str(text);
                 }
                 Ok(())
@@ -484,6 +575,7 @@ impl Parser<'_> {
             Some(element) => Ok(ParsedEnvelope {
                 version,
                 operation: Operation::UpdateUserPassword(element),
+                security: self.security,
             }),
             None if self.body_children == 0 => refuse(EnvelopeError::NotEnvelope("empty Body")),
             None => refuse(EnvelopeError::UnknownOperation),
@@ -554,6 +646,32 @@ mod tests {
         let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
         let deep = OK11.replace("<userId>u</userId>", &deep);
         assert_eq!(parse(&deep).unwrap_err(), EnvelopeError::TooDeep);
+    }
+
+    #[test]
+    fn bodies_are_decoded_by_bom_then_charset_then_declaration() {
+        let latin1 = b"<?xml version='1.0' encoding='ISO-8859-1'?><a>Passw\xf6rt</a>";
+        assert_eq!(
+            decode_body(latin1, None).unwrap(),
+            "<?xml version='1.0' encoding='ISO-8859-1'?><a>Passwört</a>"
+        );
+        let plain = b"<a>\xf6</a>";
+        assert_eq!(
+            decode_body(plain, Some("text/xml; charset=\"windows-1252\"")).unwrap(),
+            "<a>ö</a>"
+        );
+        assert_eq!(decode_body(plain, None), Err(EnvelopeError::Undecodable));
+        let mut utf16: Vec<u8> = vec![0xFF, 0xFE];
+        utf16.extend("<a>ü</a>".encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(
+            decode_body(&utf16, Some("text/xml; charset=utf-8")).unwrap(),
+            "<a>ü</a>"
+        );
+        assert_eq!(decode_body(b"\xEF\xBB\xBF<a/>", None).unwrap(), "<a/>");
+        assert_eq!(
+            decode_body(b"<a/>", Some("text/xml; charset=klingon")),
+            Err(EnvelopeError::Undecodable)
+        );
     }
 
     #[test]

@@ -110,6 +110,16 @@ impl Fault {
                 "The account, e-mail or password is wrong, or the caller may not sign in.".into(),
                 Vec::new(),
             ),
+            ServiceError::UnsupportedToken => Fault::typed(
+                "Authorization failed",
+                "AuthenticationFailedFault",
+                "AUTHENTICATION_FAILED",
+                "WS-Security PasswordDigest tokens are not supported: passwords are stored only as \
+                 argon2id hashes, so a digest cannot be checked. Send a PasswordText token over TLS, \
+                 or credentials in the Body."
+                    .into(),
+                Vec::new(),
+            ),
             ServiceError::UnknownUser => Fault::typed(
                 "Unknown user",
                 "UnknownUserFault",

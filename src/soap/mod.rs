@@ -11,12 +11,13 @@ mod wire;
 mod writer;
 pub mod wsdl;
 
+pub use envelope::WSSE_NS;
 pub use envelope::{
     Element, EnvelopeError, Limits, Operation, ParsedEnvelope, QualifiedName, Refused, decode_body,
     parse_envelope,
 };
 pub use fault::{Fault, FaultCode};
-pub use wire::{REQUEST_FIELDS, decode_update_password};
+pub use wire::{REQUEST_FIELDS, RequestOrigin, decode_update_password};
 pub use writer::{success_response, write_fault};
 
 /// Namespace of every message element (contract §1).

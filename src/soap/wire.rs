@@ -9,10 +9,10 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::API_NS;
-use super::envelope::Element;
+use super::envelope::{Element, WSSE_NS};
 use crate::domain::{
-    AccountUrl, Credentials, Email, ParameterError, Password, UpdatePasswordRequest, UserId,
-    Violation,
+    AccountUrl, Credentials, Email, ParameterError, Password, ServiceError, UpdatePasswordRequest,
+    UserId, Violation,
 };
 
 /// The request's fields, by parameter path, in document order. A test checks the
@@ -44,21 +44,52 @@ pub struct UpdateUserPasswordWire {
     pub password_confirm: Option<SecretString>,
 }
 
+/// How a WS-Security UsernameToken carries the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPasswordType {
+    /// `#PasswordText` (or no `Type`): the password itself.
+    Text,
+    /// `#PasswordDigest` or anything else: cannot be checked against an argon2id hash.
+    Unsupported,
+}
+
+/// `wsse:Security/wsse:UsernameToken` as sent.
+#[derive(Debug)]
+pub struct UsernameTokenWire {
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub password_type: TokenPasswordType,
+}
+
+/// What the HTTP layer knows that the message does not: the account a WS-Security
+/// caller addresses is the one whose URL is the request's host.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOrigin {
+    /// The `Host` header (or `X-Forwarded-Host` behind a trusted proxy).
+    pub host: Option<String>,
+}
+
 /// True for children that count as fields: in `api` or in no namespace.
 fn ours(e: &Element) -> bool {
     matches!(e.ns.as_deref(), None | Some(API_NS))
 }
 
-/// Takes the single child named `local`, refusing duplicates.
-fn take_one(
+/// True for WS-Security elements.
+fn wsse(e: &Element) -> bool {
+    e.ns.as_deref() == Some(WSSE_NS)
+}
+
+/// Takes the single child named `local` that `accept` admits, refusing duplicates.
+fn take_one_where(
     parent: &mut Element,
     local: &str,
     parameter: &'static str,
+    accept: fn(&Element) -> bool,
 ) -> Result<Option<Element>, ParameterError> {
     let mut found = None;
     let mut i = 0;
     while i < parent.children.len() {
-        if ours(&parent.children[i]) && parent.children[i].local == local {
+        if accept(&parent.children[i]) && parent.children[i].local == local {
             let e = parent.children.swap_remove(i);
             if found.is_some() {
                 return Err(ParameterError::new(
@@ -74,13 +105,29 @@ fn take_one(
     Ok(found)
 }
 
+/// Takes the single field named `local` (in `api` or no namespace), refusing duplicates.
+fn take_one(
+    parent: &mut Element,
+    local: &str,
+    parameter: &'static str,
+) -> Result<Option<Element>, ParameterError> {
+    take_one_where(parent, local, parameter, ours)
+}
+
 /// Takes a text field: present at most once, holding no elements.
 fn take_text(
     parent: &mut Element,
     local: &str,
     parameter: &'static str,
 ) -> Result<Option<String>, ParameterError> {
-    match take_one(parent, local, parameter)? {
+    text_of(take_one(parent, local, parameter)?, parameter)
+}
+
+fn text_of(
+    element: Option<Element>,
+    parameter: &'static str,
+) -> Result<Option<String>, ParameterError> {
+    match element {
         None => Ok(None),
         Some(e) if !e.children.is_empty() => Err(ParameterError::new(
             parameter,
@@ -120,21 +167,51 @@ impl UpdateUserPasswordWire {
     }
 
     /// Converts into the domain request, checking presence and bounds in the order of
-    /// the contract's parameter list, then `passwordConfirm`.
-    pub fn into_domain(self) -> Result<UpdatePasswordRequest, ParameterError> {
-        fn missing(parameter: &'static str) -> ParameterError {
-            ParameterError::new(parameter, format!("{parameter} is missing"))
-        }
-        let c = self.credentials.ok_or_else(|| missing("credentials"))?;
-        let account_url = c
-            .account_url
-            .ok_or_else(|| missing("credentials/accountUrl"))?;
-        let account_url = AccountUrl::parse("credentials/accountUrl", &account_url)?;
-        let email = c.email.ok_or_else(|| missing("credentials/email"))?;
-        let email = Email::parse("credentials/email", &email)?;
-        let caller_password = c.password.ok_or_else(|| missing("credentials/password"))?;
-        let caller_password =
-            Password::parse("credentials/password", caller_password.expose_secret())?;
+    /// the contract's parameter list, then `passwordConfirm`. Body `credentials` take
+    /// precedence over a WS-Security token; a token's account is the request's host.
+    pub fn into_domain(
+        self,
+        token: Option<UsernameTokenWire>,
+        origin: &RequestOrigin,
+    ) -> Result<UpdatePasswordRequest, ServiceError> {
+        let mut unsupported_token = false;
+        let credentials = match (self.credentials, token) {
+            (Some(c), _) => {
+                let account_url = c
+                    .account_url
+                    .ok_or_else(|| missing("credentials/accountUrl"))?;
+                let account_url = AccountUrl::parse("credentials/accountUrl", &account_url)?;
+                let email = c.email.ok_or_else(|| missing("credentials/email"))?;
+                let email = Email::parse("credentials/email", &email)?;
+                let password = c.password.ok_or_else(|| missing("credentials/password"))?;
+                let password = Password::parse("credentials/password", password.expose_secret())?;
+                Credentials {
+                    account_url,
+                    email,
+                    password,
+                }
+            }
+            (None, Some(t)) => {
+                let email = t.username.ok_or_else(|| missing(TOKEN_USERNAME))?;
+                let email = Email::parse(TOKEN_USERNAME, &email)?;
+                let password = t.password.ok_or_else(|| missing(TOKEN_PASSWORD))?;
+                let password = Password::parse(TOKEN_PASSWORD, password.expose_secret())?;
+                let host = origin.host.as_deref().ok_or_else(|| {
+                    ParameterError::new(
+                        "credentials",
+                        "credentials are missing and the request names no host",
+                    )
+                })?;
+                let account_url = AccountUrl::parse("credentials", host)?;
+                unsupported_token = t.password_type == TokenPasswordType::Unsupported;
+                Credentials {
+                    account_url,
+                    email,
+                    password,
+                }
+            }
+            (None, None) => return Err(missing("credentials").into()),
+        };
         let user_id = self.user_id.ok_or_else(|| missing("userId"))?;
         let user_id = UserId::parse("userId", &user_id)?;
         let new_password = self.password.ok_or_else(|| missing("password"))?;
@@ -147,24 +224,74 @@ impl UpdateUserPasswordWire {
                     parameter: "passwordConfirm",
                     message: "passwordConfirm does not match password".into(),
                     violations: vec![Violation::ConfirmMismatch],
-                });
+                }
+                .into());
             }
         }
+        // Parameters are all well-formed; a token we cannot verify fails authentication.
+        if unsupported_token {
+            return Err(ServiceError::UnsupportedToken);
+        }
         Ok(UpdatePasswordRequest {
-            credentials: Credentials {
-                account_url,
-                email,
-                password: caller_password,
-            },
+            credentials,
             user_id,
             new_password,
         })
     }
 }
 
-/// Decodes and converts the operation element in one step.
-pub fn decode_update_password(op: Element) -> Result<UpdatePasswordRequest, ParameterError> {
-    UpdateUserPasswordWire::decode(op)?.into_domain()
+const TOKEN_USERNAME: &str = "Security/UsernameToken/Username";
+const TOKEN_PASSWORD: &str = "Security/UsernameToken/Password";
+const PASSWORD_TEXT: &str = "#PasswordText";
+
+fn missing(parameter: &'static str) -> ParameterError {
+    ParameterError::new(parameter, format!("{parameter} is missing"))
+}
+
+impl UsernameTokenWire {
+    /// Decodes the `wsse:Security` header block; `None` when it holds no UsernameToken
+    /// (a Timestamp-only header, say).
+    pub fn decode(mut security: Element) -> Result<Option<Self>, ParameterError> {
+        let Some(mut token) = take_one_where(
+            &mut security,
+            "UsernameToken",
+            "Security/UsernameToken",
+            wsse,
+        )?
+        else {
+            return Ok(None);
+        };
+        let username = text_of(
+            take_one_where(&mut token, "Username", TOKEN_USERNAME, wsse)?,
+            TOKEN_USERNAME,
+        )?;
+        let password = take_one_where(&mut token, "Password", TOKEN_PASSWORD, wsse)?;
+        let password_type = match password.as_ref().and_then(|p| p.attribute("Type")) {
+            None => TokenPasswordType::Text,
+            Some(t) if t.trim().ends_with(PASSWORD_TEXT) => TokenPasswordType::Text,
+            Some(_) => TokenPasswordType::Unsupported,
+        };
+        let password = text_of(password, TOKEN_PASSWORD)?.map(SecretString::from);
+        Ok(Some(UsernameTokenWire {
+            username,
+            password,
+            password_type,
+        }))
+    }
+}
+
+/// Decodes and converts the operation element (and the WS-Security header, if any) in one step.
+pub fn decode_update_password(
+    op: Element,
+    security: Option<Element>,
+    origin: &RequestOrigin,
+) -> Result<UpdatePasswordRequest, ServiceError> {
+    let wire = UpdateUserPasswordWire::decode(op)?;
+    let token = match security {
+        Some(s) => UsernameTokenWire::decode(s)?,
+        None => None,
+    };
+    wire.into_domain(token, origin)
 }
 
 #[cfg(test)]
@@ -172,15 +299,70 @@ mod tests {
     use super::*;
     use crate::soap::{Limits, Operation, parse_envelope};
 
-    fn decode(body: &str) -> Result<UpdatePasswordRequest, ParameterError> {
+    fn decode_with(header: &str, body: &str) -> Result<UpdatePasswordRequest, ServiceError> {
         let doc = format!(
-            r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>
+            r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Header>{header}</e:Header><e:Body>
                <a:UpdateUserPasswordRequest xmlns:a="{API_NS}">{body}</a:UpdateUserPasswordRequest>
                </e:Body></e:Envelope>"#
         );
-        let Operation::UpdateUserPassword(op) =
-            parse_envelope(&doc, &Limits::default()).unwrap().operation;
-        decode_update_password(op)
+        let env = parse_envelope(&doc, &Limits::default()).unwrap();
+        let Operation::UpdateUserPassword(op) = env.operation;
+        let origin = RequestOrigin {
+            host: Some("Tenant.Example.com".into()),
+        };
+        decode_update_password(op, env.security, &origin)
+    }
+
+    fn decode(body: &str) -> Result<UpdatePasswordRequest, ParameterError> {
+        decode_with("", body).map_err(|e| match e {
+            ServiceError::WrongParameters(p) => p,
+            other => panic!("{other:?}"),
+        })
+    }
+
+    fn token(password_type: &str) -> String {
+        format!(
+            r#"<wsse:Security xmlns:wsse="{WSSE_NS}" e:mustUnderstand="1"><wsse:UsernameToken>
+                 <wsse:Username>caller@example.com</wsse:Username>
+                 <wsse:Password{password_type}>token-pw</wsse:Password>
+               </wsse:UsernameToken></wsse:Security>"#
+        )
+    }
+
+    #[test]
+    fn a_username_token_authenticates_when_the_body_has_no_credentials() {
+        let r = decode_with(&token(""), "<userId>u</userId><password>new</password>").unwrap();
+        assert_eq!(r.credentials.email.as_str(), "caller@example.com");
+        assert_eq!(r.credentials.password.expose(), "token-pw");
+        assert_eq!(r.credentials.account_url.key(), "tenant.example.com");
+        let text = format!(
+            r#" Type="{}#PasswordText""#,
+            "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+        );
+        assert!(decode_with(&token(&text), "<userId>u</userId><password>new</password>").is_ok());
+    }
+
+    #[test]
+    fn body_credentials_take_precedence_over_a_token() {
+        let r = decode_with(
+            &token(""),
+            &format!("{CREDS}<userId>u</userId><password>new</password>"),
+        )
+        .unwrap();
+        assert_eq!(r.credentials.email.as_str(), "a@b.c");
+    }
+
+    #[test]
+    fn a_password_digest_token_is_unsupported_after_parameters_are_checked() {
+        let digest = r#" Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest""#;
+        let e =
+            decode_with(&token(digest), "<userId>u</userId><password>new</password>").unwrap_err();
+        assert!(matches!(e, ServiceError::UnsupportedToken), "{e:?}");
+        let e = decode_with(&token(digest), "<password>new</password>").unwrap_err();
+        assert!(
+            matches!(e, ServiceError::WrongParameters(ref p) if p.parameter == "userId"),
+            "{e:?}"
+        );
     }
 
     const CREDS: &str = "<credentials><accountUrl>http://a</accountUrl><email>a@b.c</email><password>pw</password></credentials>";

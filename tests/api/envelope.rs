@@ -929,17 +929,39 @@ fn invalid_utf8_is_a_client_fault_in_the_content_types_version() {
             let reply = app.post(v, body);
             assert_refused(&reply, v, "The request could not be decoded as text");
         }
-        // UTF-16 is not UTF-8 either.
-        let utf16: Vec<u8> = [0xFF, 0xFE]
-            .into_iter()
-            .chain(
-                envelope(v, None, &operation(STRONG))
-                    .encode_utf16()
-                    .flat_map(u16::to_le_bytes),
-            )
+        // Declared UTF-8 but not UTF-8: refused even with a charset parameter saying so.
+        let mut body = valid.clone();
+        body.splice(at..at, b"\xFF".iter().copied());
+        let reply = app.post_raw(
+            body,
+            &[(
+                "Content-Type",
+                &format!(
+                    "{}; charset=utf-8",
+                    v.content_type().split(';').next().unwrap()
+                ),
+            )],
+        );
+        assert_refused(&reply, v, "The request could not be decoded as text");
+        // An unknown charset is refused too.
+        let reply = app.post_raw(
+            valid.clone(),
+            &[(
+                "Content-Type",
+                &format!(
+                    "{}; charset=x-klingon",
+                    v.content_type().split(';').next().unwrap()
+                ),
+            )],
+        );
+        assert_refused(&reply, v, "The request could not be decoded as text");
+        // UTF-16 without a byte-order mark or charset reads as UTF-8 full of NULs: not XML.
+        let utf16: Vec<u8> = envelope(v, None, &operation(STRONG))
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
             .collect();
         let reply = app.post(v, utf16);
-        assert_refused(&reply, v, "The request could not be decoded as text");
+        assert_refused(&reply, v, "The request is not well-formed XML");
     }
     assert_eq!(credential_version(&app, LEARNER2.0), 1);
 }
