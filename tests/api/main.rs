@@ -13,3 +13,4 @@ mod permissions;
 mod policy;
 mod smoke;
 mod soapui;
+mod docs;
