@@ -26,6 +26,8 @@ pub struct Settings {
     pub hash: HashParams,
     /// argon2 operations that may run at once.
     pub hash_slots: usize,
+    /// Requests that may wait for a hashing slot; beyond, `ServerBusyFault` at once.
+    pub hash_queue: usize,
     /// How long a request waits for a hashing slot before `ServerBusyFault`.
     pub hash_wait: Duration,
     pub limits: Limits,
@@ -48,7 +50,8 @@ impl Settings {
             workers: cores(),
             hash: HashParams::default(),
             hash_slots: cores(),
-            hash_wait: Duration::from_secs(5),
+            hash_queue: 8 * cores(),
+            hash_wait: Duration::from_secs(1),
             limits: Limits::default(),
         }
     }

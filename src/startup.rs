@@ -58,8 +58,13 @@ impl Application {
         settings: &Settings,
         store: Store,
     ) -> Result<Application, StartupError> {
-        let hasher = PasswordHasher::new(settings.hash, settings.hash_slots, settings.hash_wait)
-            .map_err(StartupError::Hasher)?;
+        let hasher = PasswordHasher::new(
+            settings.hash,
+            settings.hash_slots,
+            settings.hash_queue,
+            settings.hash_wait,
+        )
+        .map_err(StartupError::Hasher)?;
         let (audit, audit_writer) =
             AuditSink::start(&store).map_err(|e| StartupError::Other(e.to_string()))?;
         let service = Service::new(store, hasher, audit);

@@ -2,8 +2,13 @@
 //! operation per core at a time, plus validation of hashes that arrive from outside.
 //!
 //! Architecture invariant: this is the only module that calls argon2, and every call
-//! from a request goes through [`PasswordHasher`], which holds a slot of the bounded
-//! pool for the duration of the work and runs it on a blocking thread.
+//! from a request goes through [`PasswordHasher`]: the request holds a [`Slot`] of the
+//! bounded, fair pool ([`admission`]) and the work runs on a blocking thread.
+
+pub mod admission;
+
+use admission::Admission;
+pub use admission::Slot;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +16,6 @@ use std::time::Duration;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
-use tokio::sync::Semaphore;
 
 use crate::domain::{Password, ServiceError};
 
@@ -123,20 +127,25 @@ pub struct Verification {
     pub needs_upgrade: bool,
 }
 
-/// The bounded argon2 pool the service uses.
+/// The bounded, fair argon2 pool the service uses. A request first takes a [`Slot`]
+/// with [`PasswordHasher::admit`], then runs all of its argon2 work under it.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: HashParams,
-    slots: Arc<Semaphore>,
-    max_wait: Duration,
+    admission: Arc<Admission>,
     /// A hash of a random password with the configured parameters, verified against
     /// when the account or e-mail is unknown so that every failure takes the same time.
     dummy_hash: Arc<str>,
 }
 
 impl PasswordHasher {
-    /// `slots` operations may run at once; a request waits at most `max_wait` for one.
-    pub fn new(params: HashParams, slots: usize, max_wait: Duration) -> Result<Self, String> {
+    /// `slots` requests may hash at once; `max_queue` more may wait, each at most `max_wait`.
+    pub fn new(
+        params: HashParams,
+        slots: usize,
+        max_queue: usize,
+        max_wait: Duration,
+    ) -> Result<Self, String> {
         let mut random = [0u8; 24];
         rand::Rng::fill(&mut OsRng, &mut random);
         let dummy = Password::normalise(
@@ -148,8 +157,7 @@ impl PasswordHasher {
         let dummy_hash = hash_blocking(params, &dummy)?;
         Ok(PasswordHasher {
             params,
-            slots: Arc::new(Semaphore::new(slots.max(1))),
-            max_wait,
+            admission: Admission::new(slots, max_queue, max_wait),
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -158,29 +166,31 @@ impl PasswordHasher {
         self.params
     }
 
-    /// Runs `work` on a blocking thread while holding one hashing slot.
+    /// Takes a hashing slot for a request from `client` (its address), or answers
+    /// `ServerBusy` when the queue is full or the wait bound passes.
+    pub async fn admit(&self, client: &str) -> Result<Slot, ServiceError> {
+        self.admission.acquire(client).await.map_err(|refusal| {
+            log::debug!("hashing slot refused: {refusal:?}");
+            ServiceError::ServerBusy
+        })
+    }
+
+    /// Runs `work` on a blocking thread; the caller's slot bounds how many run at once.
     async fn run<T: Send + 'static>(
         &self,
+        _slot: &Slot,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ServiceError> {
-        let permit = tokio::time::timeout(self.max_wait, self.slots.clone().acquire_owned())
+        tokio::task::spawn_blocking(work)
             .await
-            .map_err(|_| ServiceError::ServerBusy)?
-            .map_err(ServiceError::internal)?;
-        let result = tokio::task::spawn_blocking(move || {
-            let out = work();
-            drop(permit);
-            out
-        })
-        .await
-        .map_err(ServiceError::internal)?;
-        Ok(result)
+            .map_err(ServiceError::internal)
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is no
     /// stored hash, so that an unknown user costs the same as a wrong password.
     pub async fn verify(
         &self,
+        slot: &Slot,
         stored: Option<String>,
         password: &Password,
     ) -> Result<Verification, ServiceError> {
@@ -188,7 +198,7 @@ impl PasswordHasher {
         let phc = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let password = password.clone();
         let wanted = self.params;
-        self.run(move || {
+        self.run(slot, move || {
             let matches = verify_blocking(&phc, &password) && known;
             let needs_upgrade = matches
                 && validate_hash(&phc).is_ok_and(|p| {
@@ -203,10 +213,10 @@ impl PasswordHasher {
         .await
     }
 
-    /// True when `password` matches any of `hashes` (history and current-password checks),
-    /// verified in one slot.
+    /// Which of `hashes` `password` matches (current-password and history checks).
     pub async fn matches_any(
         &self,
+        slot: &Slot,
         hashes: Vec<String>,
         password: &Password,
     ) -> Result<Vec<bool>, ServiceError> {
@@ -214,7 +224,7 @@ impl PasswordHasher {
             return Ok(Vec::new());
         }
         let password = password.clone();
-        self.run(move || {
+        self.run(slot, move || {
             hashes
                 .iter()
                 .map(|h| verify_blocking(h, &password))
@@ -224,10 +234,10 @@ impl PasswordHasher {
     }
 
     /// A fresh argon2id PHC hash with the configured parameters.
-    pub async fn hash(&self, password: &Password) -> Result<String, ServiceError> {
+    pub async fn hash(&self, slot: &Slot, password: &Password) -> Result<String, ServiceError> {
         let password = password.clone();
         let params = self.params;
-        self.run(move || hash_blocking(params, &password))
+        self.run(slot, move || hash_blocking(params, &password))
             .await?
             .map_err(ServiceError::Internal)
     }

@@ -10,7 +10,7 @@ pub mod permission;
 
 use chrono::{SecondsFormat, Utc};
 
-use crate::crypto::PasswordHasher;
+use crate::crypto::{PasswordHasher, Slot};
 use crate::domain::{
     Credentials, ParameterError, Password, RequestContext, ServiceError, UpdatePasswordRequest,
     UserStatus, Violation,
@@ -128,7 +128,10 @@ impl Service {
         ctx: &RequestContext,
         known: &mut Known,
     ) -> Result<(), ServiceError> {
-        let (account, caller) = self.authenticate(&req.credentials, known).await?;
+        // One hashing slot for all of this request's argon2 work: a request is admitted
+        // or shed as a whole, never halfway through.
+        let slot = self.hasher.admit(&ctx.client_addr).await?;
+        let (account, caller) = self.authenticate(&slot, &req.credentials, known).await?;
         known.caller = Some((caller.id, caller.ext_id.clone()));
 
         let target = self
@@ -159,7 +162,7 @@ impl Service {
         } else {
             to_verify.insert(0, target.user.password_hash.clone());
         }
-        let matched = self.hasher.matches_any(to_verify, new).await?;
+        let matched = self.hasher.matches_any(&slot, to_verify, new).await?;
         let (current, history) = if caller.id == target.user.id {
             (&[][..], &matched[..])
         } else {
@@ -176,7 +179,8 @@ impl Service {
             return Err(ServiceError::WrongParameters(policy_error(violations)));
         }
 
-        let new_hash = self.hasher.hash(new).await?;
+        let new_hash = self.hasher.hash(&slot, new).await?;
+        drop(slot);
         self.store
             .apply_change(ChangeRecord {
                 account_id: account.id,
@@ -206,6 +210,7 @@ impl Service {
     /// wrong password, deactivated caller — costs one argon2 verify and gives the same error.
     async fn authenticate(
         &self,
+        slot: &Slot,
         credentials: &Credentials,
         known: &mut Known,
     ) -> Result<(AccountRecord, UserRecord), ServiceError> {
@@ -219,7 +224,10 @@ impl Service {
             .map_err(ServiceError::internal)?;
         known.account_id = lookup.account.as_ref().map(|a| a.id);
         let stored = lookup.user.as_ref().map(|u| u.password_hash.clone());
-        let verification = self.hasher.verify(stored, &credentials.password).await?;
+        let verification = self
+            .hasher
+            .verify(slot, stored, &credentials.password)
+            .await?;
         let (Some(account), Some(user)) = (lookup.account, lookup.user) else {
             return Err(ServiceError::AuthenticationFailed);
         };
@@ -227,15 +235,15 @@ impl Service {
             return Err(ServiceError::AuthenticationFailed);
         }
         if verification.needs_upgrade {
-            self.upgrade(&user, &credentials.password).await;
+            self.upgrade(slot, &user, &credentials.password).await;
         }
         Ok((account, user))
     }
 
     /// Re-hashes a password stored with weaker parameters. Best effort: a failure here
     /// must not fail the caller's request.
-    async fn upgrade(&self, user: &UserRecord, password: &Password) {
-        let result = match self.hasher.hash(password).await {
+    async fn upgrade(&self, slot: &Slot, user: &UserRecord, password: &Password) {
+        let result = match self.hasher.hash(slot, password).await {
             Ok(new_hash) => self
                 .store
                 .upgrade_hash(user.id, user.password_hash.clone(), new_hash)

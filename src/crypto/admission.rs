@@ -1,0 +1,210 @@
+//! Admission to the argon2 pool: a bounded number of slots (one per core), a bounded
+//! queue, a bounded wait, and fairness between client addresses.
+//!
+//! A request takes one slot for all of its argon2 work (so it is never shed halfway),
+//! waits at most `max_wait` for it, and is refused at once when the queue is full.
+//! When a slot frees, it goes to the waiter whose address holds the fewest slots
+//! (first come among equals), so one address flooding the service cannot take more than
+//! its share while others wait.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// Why a slot was not granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The queue was full: refused without waiting.
+    QueueFull,
+    /// No slot became free within the wait bound.
+    Timeout,
+}
+
+struct Waiter {
+    id: u64,
+    client: Arc<str>,
+    grant: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct State {
+    free: usize,
+    held: HashMap<Arc<str>, usize>,
+    waiting: VecDeque<Waiter>,
+    next_id: u64,
+}
+
+impl State {
+    /// Hands free slots to waiters, fewest-held address first.
+    fn dispatch(&mut self) {
+        while self.free > 0 {
+            let Some(index) = self
+                .waiting
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, w)| (self.held.get(&w.client).copied().unwrap_or(0), *i))
+                .map(|(i, _)| i)
+            else {
+                return;
+            };
+            let Some(waiter) = self.waiting.remove(index) else {
+                return;
+            };
+            // A waiter whose request was cancelled has dropped its receiver: skip it.
+            if waiter.grant.send(()).is_ok() {
+                self.free -= 1;
+                *self.held.entry(waiter.client).or_insert(0) += 1;
+            }
+        }
+    }
+
+    fn release(&mut self, client: &Arc<str>) {
+        if let Some(n) = self.held.get_mut(client) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(client);
+            }
+        }
+        self.free += 1;
+        self.dispatch();
+    }
+}
+
+/// The slots of the argon2 pool.
+pub struct Admission {
+    state: Mutex<State>,
+    max_queue: usize,
+    max_wait: Duration,
+}
+
+/// A held slot; released (and handed on) when dropped.
+pub struct Slot {
+    admission: Arc<Admission>,
+    client: Arc<str>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.admission.lock().release(&self.client);
+    }
+}
+
+impl Admission {
+    pub fn new(slots: usize, max_queue: usize, max_wait: Duration) -> Arc<Self> {
+        Arc::new(Admission {
+            state: Mutex::new(State {
+                free: slots.max(1),
+                ..State::default()
+            }),
+            max_queue,
+            max_wait,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent even if a holder panicked: every update is one step.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits for a slot for `client` (a client address).
+    pub async fn acquire(self: &Arc<Self>, client: &str) -> Result<Slot, Refusal> {
+        let client: Arc<str> = Arc::from(client);
+        let (id, granted) = {
+            let mut state = self.lock();
+            if state.free > 0 && state.waiting.is_empty() {
+                state.free -= 1;
+                *state.held.entry(client.clone()).or_insert(0) += 1;
+                return Ok(Slot {
+                    admission: self.clone(),
+                    client,
+                });
+            }
+            if state.waiting.len() >= self.max_queue {
+                return Err(Refusal::QueueFull);
+            }
+            let (grant, granted) = oneshot::channel();
+            let id = state.next_id;
+            state.next_id += 1;
+            state.waiting.push_back(Waiter {
+                id,
+                client: client.clone(),
+                grant,
+            });
+            (id, granted)
+        };
+        let granted = matches!(
+            tokio::time::timeout(self.max_wait, granted).await,
+            Ok(Ok(()))
+        );
+        if !granted {
+            let mut state = self.lock();
+            if let Some(i) = state.waiting.iter().position(|w| w.id == id) {
+                state.waiting.remove(i);
+                return Err(Refusal::Timeout);
+            }
+            // Granted just as the wait ran out: the slot is ours.
+        }
+        Ok(Slot {
+            admission: self.clone(),
+            client,
+        })
+    }
+
+    /// (free slots, waiting requests), for tests and metrics.
+    pub fn load(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.free, state.waiting.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_a_long_wait_times_out() {
+        let admission = Admission::new(1, 1, Duration::from_millis(50));
+        let held = admission.acquire("a").await.unwrap();
+        let waiter = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.acquire("b").await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(admission.acquire("c").await.err(), Some(Refusal::QueueFull));
+        assert_eq!(waiter.await.unwrap(), Err(Refusal::Timeout));
+        drop(held);
+        assert_eq!(admission.load(), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_freed_slot_goes_to_the_address_holding_fewest() {
+        let admission = Admission::new(2, 16, Duration::from_secs(5));
+        let flood1 = admission.acquire("flood").await.unwrap();
+        let flood2 = admission.acquire("flood").await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (i, client) in ["flood", "flood", "user"].into_iter().enumerate() {
+            let (admission, order) = (admission.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5 * i as u64)).await;
+                let slot = admission.acquire(client).await.unwrap();
+                order.lock().unwrap().push(client);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(slot);
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drop(flood1); // "user" holds none, queued last, and still goes first
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(flood2);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(order.lock().unwrap()[0], "user");
+        assert_eq!(admission.load(), (2, 0));
+    }
+}
