@@ -2,6 +2,7 @@
 //! and talks SOAP to it over HTTP.
 
 mod concurrency;
+mod docs;
 mod envelope;
 mod faults;
 mod fixtures;
@@ -13,4 +14,4 @@ mod permissions;
 mod policy;
 mod smoke;
 mod soapui;
-mod docs;
+mod interop;
