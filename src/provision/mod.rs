@@ -48,12 +48,13 @@ pub fn import_json(
     params: HashParams,
 ) -> Result<ImportSummary, ImportError> {
     let doc = parse(json)?;
+    let progress = Progress::on_terminal();
     let mut plan = DirectoryPlan::default();
     let mut urls = HashSet::new();
     for (i, account) in doc.accounts.into_iter().enumerate() {
         let path = format!("accounts[{i}]");
         let existing = store.existing_ids(&AccountUrl::key_of(&account.url))?;
-        let planned = plan_account(&path, account, &existing, params)?;
+        let planned = plan_account(&path, account, &existing, params, &progress)?;
         if !urls.insert(planned.url_key.clone()) {
             return Err(invalid(
                 format!("{path}.url"),
@@ -62,7 +63,47 @@ pub fn import_json(
         }
         plan.accounts.push(planned);
     }
-    Ok(store.import(&plan)?)
+    let total: u64 = plan.accounts.iter().map(|a| a.users.len() as u64).sum();
+    let writing = progress.bar("writing users", total);
+    let summary = store.import(&plan, &|n| {
+        if let Some(bar) = &writing {
+            bar.set_position(n);
+        }
+    })?;
+    if let Some(bar) = writing {
+        bar.finish_and_clear();
+    }
+    Ok(summary)
+}
+
+/// Progress bars on stderr with rate and ETA, only when stderr is a terminal (never in
+/// logs, tests or CI).
+struct Progress {
+    visible: bool,
+}
+
+impl Progress {
+    fn on_terminal() -> Self {
+        Progress {
+            visible: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+
+    fn bar(&self, what: &str, len: u64) -> Option<indicatif::ProgressBar> {
+        if !self.visible || len == 0 {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        let style = indicatif::ProgressStyle::with_template(
+            "{msg:>14} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+        )
+        .map(|s| s.progress_chars("=> "));
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        bar.set_message(what.to_string());
+        Some(bar)
+    }
 }
 
 /// Parses the JSON; errors name the path where parsing stopped.
@@ -80,6 +121,7 @@ fn plan_account(
     a: AccountDoc,
     existing: &ExistingIds,
     params: HashParams,
+    progress: &Progress,
 ) -> Result<AccountPlan, ImportError> {
     let url =
         AccountUrl::parse("url", &a.url).map_err(|e| invalid(format!("{path}.url"), e.message))?;
@@ -169,10 +211,20 @@ fn plan_account(
     clashes_with_stored_users(path, &users, &user_ids, existing)?;
 
     // Plain passwords of new users, hashed on every core.
+    let hashing = progress.bar("hashing", to_hash.len() as u64);
     let hashed: Vec<(usize, Result<String, String>)> = to_hash
         .into_par_iter()
-        .map(|(index, plain)| (index, crypto::hash_blocking(params, &plain)))
+        .map(|(index, plain)| {
+            let hash = crypto::hash_blocking(params, &plain);
+            if let Some(bar) = &hashing {
+                bar.inc(1);
+            }
+            (index, hash)
+        })
         .collect();
+    if let Some(bar) = hashing {
+        bar.finish_and_clear();
+    }
     for (index, hash) in hashed {
         users[index].password_hash = Some(hash.map_err(ImportError::Hash)?);
     }

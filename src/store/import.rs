@@ -129,11 +129,14 @@ pub(super) fn existing_ids(
 pub(super) fn import(
     conn: &mut Connection,
     plan: &DirectoryPlan,
+    progress: &dyn Fn(u64),
 ) -> Result<ImportSummary, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut summary = ImportSummary::default();
+    let mut done = 0u64;
     for account in &plan.accounts {
-        import_account(&tx, account, &mut summary)?;
+        import_account(&tx, account, &mut summary, &|n| progress(done + n))?;
+        done += account.users.len() as u64;
     }
     tx.commit()?;
     Ok(summary)
@@ -143,6 +146,7 @@ fn import_account(
     tx: &Transaction<'_>,
     a: &AccountPlan,
     summary: &mut ImportSummary,
+    progress: &dyn Fn(u64),
 ) -> Result<(), StoreError> {
     let p = &a.policy;
     let account_id: i64 = tx.query_row(
@@ -239,22 +243,30 @@ fn import_account(
         }
     };
 
+    // Ids of the account's stored users, read once: a user absent from it is inserted
+    // without the lookups and scope clean-up an update needs (a first import of a large
+    // directory is then one INSERT per row).
+    let stored: HashMap<String, i64> = {
+        let mut stmt = tx.prepare("SELECT ext_id, id FROM users WHERE account_id = ?1")?;
+        let rows = stmt.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+
     // Stored users in this file first give up the e-mails and the owner role they are
     // leaving, so that a file moving either between two users does not trip the unique
     // indexes halfway through, whatever order it lists them in.
-    {
+    if !stored.is_empty() {
         let mut release = tx.prepare(
             "UPDATE users SET email_key = 'released:' || id,
                               role = CASE WHEN role = 'owner' THEN ?4 ELSE role END
               WHERE account_id = ?1 AND ext_id = ?2 AND (email_key <> ?3 OR role = 'owner' AND ?4 <> 'owner')",
         )?;
-        for u in &a.users {
+        for u in a.users.iter().filter(|u| stored.contains_key(&u.ext_id)) {
             release.execute(params![account_id, u.ext_id, u.email_key, u.role.as_str()])?;
         }
     }
 
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let mut find = tx.prepare("SELECT id FROM users WHERE account_id = ?1 AND ext_id = ?2")?;
     let mut update = tx.prepare(
         "UPDATE users SET email = ?2, email_key = ?3, role = ?4, department_id = ?5,
                           status = ?6, externally_managed = ?7
@@ -272,12 +284,12 @@ fn import_account(
     let mut add_role = tx.prepare(
         "INSERT OR IGNORE INTO user_roles (user_id, role_id, department_id) VALUES (?1, ?2, ?3)",
     )?;
-    for u in &a.users {
+    for (i, u) in a.users.iter().enumerate() {
+        if i % PROGRESS_EVERY == 0 {
+            progress(i as u64);
+        }
         let department = lookup_department(&u.department)?;
-        let existing: Option<i64> = find
-            .query_row(params![account_id, u.ext_id], |r| r.get(0))
-            .optional()?;
-        let user_id = match existing {
+        let user_id = match stored.get(&u.ext_id).copied() {
             Some(id) => {
                 update.execute(params![
                     id,
@@ -289,6 +301,8 @@ fn import_account(
                     u.externally_managed
                 ])?;
                 summary.users_updated += 1;
+                clear_manages.execute([id])?;
+                clear_roles.execute([id])?;
                 id
             }
             None => {
@@ -316,8 +330,6 @@ fn import_account(
                 )?
             }
         };
-        clear_manages.execute([user_id])?;
-        clear_roles.execute([user_id])?;
         for m in &u.manages {
             add_manages.execute(params![user_id, lookup_department(m)?])?;
         }
@@ -328,5 +340,9 @@ fn import_account(
             }
         }
     }
+    progress(a.users.len() as u64);
     Ok(())
 }
+
+/// How often (in users) the import reports progress.
+const PROGRESS_EVERY: usize = 10_000;

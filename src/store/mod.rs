@@ -158,9 +158,14 @@ impl Store {
         self.call_blocking(|conn| import::existing_ids(conn, account_key))
     }
 
-    /// Applies a validated provisioning plan in one transaction.
-    pub fn import(&self, plan: &DirectoryPlan) -> Result<ImportSummary, StoreError> {
-        self.call_blocking(|conn| import::import(conn, plan))
+    /// Applies a validated provisioning plan in one transaction; `progress` hears how
+    /// many users are written so far.
+    pub fn import(
+        &self,
+        plan: &DirectoryPlan,
+        progress: &dyn Fn(u64),
+    ) -> Result<ImportSummary, StoreError> {
+        self.call_blocking(|conn| import::import(conn, plan, progress))
     }
 
     /// True when no account exists yet (the demo loads only into an empty database).
