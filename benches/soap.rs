@@ -4,8 +4,8 @@
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use soap_passwd::domain::{DenyReason, ParameterError, ServiceError, Violation};
 use soap_passwd::soap::{
-    Fault, Limits, Operation, SoapVersion, decode_body, decode_update_password, parse_envelope,
-    write_fault,
+    Fault, Limits, Operation, RequestOrigin, SoapVersion, decode_body, decode_update_password,
+    parse_envelope, write_fault,
 };
 
 const SUCCESS: &str = include_str!("../fixtures/requests/success.xml");
@@ -13,11 +13,20 @@ const SUCCESS: &str = include_str!("../fixtures/requests/success.xml");
 fn parse_and_decode(c: &mut Criterion) {
     let limits = Limits::default();
     c.bench_function("envelope: parse + decode success.xml", |b| {
+        let origin = RequestOrigin::default();
         b.iter(|| {
-            let text = decode_body(black_box(SUCCESS.as_bytes())).ok();
-            let parsed = text.and_then(|t| parse_envelope(t, &limits).ok());
-            match parsed.map(|p| p.operation) {
-                Some(Operation::UpdateUserPassword(op)) => decode_update_password(op).is_ok(),
+            let text = decode_body(
+                black_box(SUCCESS.as_bytes()),
+                Some("text/xml; charset=utf-8"),
+            )
+            .ok();
+            let parsed = text.and_then(|t| parse_envelope(&t, &limits).ok());
+            match parsed {
+                Some(p) => match p.operation {
+                    Operation::UpdateUserPassword(op) => {
+                        decode_update_password(op, p.security, &origin).is_ok()
+                    }
+                },
                 None => false,
             }
         })

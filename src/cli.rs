@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{DEFAULT_BODY_LIMIT, Settings};
 use crate::provision;
+use crate::service::Defences;
 use crate::startup::{self, Application};
+use crate::store::ThrottlePolicy;
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +58,25 @@ struct ServeArgs {
     /// Largest request body in bytes; larger bodies get a SOAP fault with HTTP 413.
     #[arg(long, default_value_t = DEFAULT_BODY_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
     body_limit: u64,
+    /// Failed sign-ins of one (account, e-mail) pair within the window that lock it.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    lockout_threshold: u32,
+    /// Failed sign-ins from one client address within the window that throttle it.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    address_threshold: u32,
+    /// The counting window, in seconds.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    lockout_window: u64,
+    /// The first lock's length in seconds; each repeat doubles it.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    lockout_duration: u64,
+    /// The longest lock, in seconds.
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    lockout_max: u64,
+    /// A client address exempt from the address throttle (repeatable): an LMS or
+    /// middleware relaying many users' calls. Pair lockouts still apply.
+    #[arg(long = "allow-address", value_name = "IP")]
+    allow_addresses: Vec<std::net::IpAddr>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     workers: Option<u64>,
@@ -125,6 +146,21 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let mut settings = Settings::new(args.bind, args.db.db);
     settings.public_url = args.public_url;
     settings.trust_forwarded_host = args.trust_forwarded_host;
+    let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    settings.defences = Defences {
+        policy: ThrottlePolicy {
+            pair_threshold: args.lockout_threshold,
+            address_threshold: args.address_threshold,
+            window_ms: secs(args.lockout_window),
+            lock_ms: secs(args.lockout_duration),
+            max_lock_ms: secs(args.lockout_max),
+        },
+        allowlist: args
+            .allow_addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
     settings.body_limit = usize::try_from(args.body_limit).map_err(|e| e.to_string())?;
     if let Some(workers) = args.workers {
         settings.workers = usize::try_from(workers).map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::crypto::HashParams;
+use crate::service::Defences;
 use crate::soap::Limits;
 
 /// Default request body limit: 64 KiB, about a hundred times a real request.
@@ -31,6 +32,8 @@ pub struct Settings {
     /// How long a request waits for a hashing slot before `ServerBusyFault`.
     pub hash_wait: Duration,
     pub limits: Limits,
+    /// Brute-force defence: lockout thresholds, windows and the address allowlist.
+    pub defences: Defences,
 }
 
 /// The number of cores this process may use.
@@ -53,6 +56,7 @@ impl Settings {
             hash_queue: 8 * cores(),
             hash_wait: Duration::from_secs(1),
             limits: Limits::default(),
+            defences: Defences::default(),
         }
     }
 }

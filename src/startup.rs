@@ -67,7 +67,7 @@ impl Application {
         .map_err(StartupError::Hasher)?;
         let (audit, audit_writer) =
             AuditSink::start(&store).map_err(|e| StartupError::Other(e.to_string()))?;
-        let service = Service::new(store, hasher, audit);
+        let service = Service::new(store, hasher, audit, settings.defences.clone());
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),
             source,

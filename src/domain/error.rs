@@ -12,6 +12,10 @@ pub enum ServiceError {
     /// Deliberately carries no detail: the caller must not learn which one it was.
     #[error("authentication failed")]
     AuthenticationFailed,
+    /// The (account, e-mail) pair or the client address is locked after repeated
+    /// failures (contract §10): answered exactly like `AuthenticationFailed`.
+    #[error("locked out")]
+    LockedOut,
     /// A WS-Security token type whose password cannot be checked (PasswordDigest needs
     /// the plaintext on the server; only argon2id hashes are stored).
     #[error("unsupported WS-Security token type")]
@@ -35,9 +39,9 @@ impl ServiceError {
     pub fn outcome_code(&self) -> &'static str {
         match self {
             ServiceError::WrongParameters(_) => "WRONG_PARAMETERS",
-            ServiceError::AuthenticationFailed | ServiceError::UnsupportedToken => {
-                "AUTHENTICATION_FAILED"
-            }
+            ServiceError::AuthenticationFailed
+            | ServiceError::LockedOut
+            | ServiceError::UnsupportedToken => "AUTHENTICATION_FAILED",
             ServiceError::UnknownUser => "UNKNOWN_USER",
             ServiceError::PermissionDenied(_) => "PERMISSION_DENIED",
             ServiceError::ServerBusy => "SERVER_BUSY",
@@ -56,6 +60,7 @@ impl ServiceError {
             }),
             ServiceError::PermissionDenied(r) => Some(r.id().to_string()),
             ServiceError::UnsupportedToken => Some("UNSUPPORTED_TOKEN".to_string()),
+            ServiceError::LockedOut => Some("LOCKED_OUT".to_string()),
             _ => None,
         }
     }

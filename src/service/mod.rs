@@ -15,7 +15,10 @@ use crate::domain::{
     Credentials, ParameterError, Password, RequestContext, ServiceError, UpdatePasswordRequest,
     UserStatus, Violation,
 };
-use crate::store::{AccountRecord, AuditRecord, AuditSink, ChangeRecord, Store, UserRecord};
+use crate::store::{
+    AccountRecord, AuditRecord, AuditSink, ChangeRecord, Store, ThrottleKey, ThrottlePolicy,
+    UserRecord,
+};
 
 /// What one call did, for the log line and the audit trail.
 #[derive(Debug)]
@@ -43,6 +46,20 @@ pub struct Service {
     store: Store,
     hasher: PasswordHasher,
     audit: AuditSink,
+    defences: Defences,
+}
+
+/// Brute-force defence settings (contract §10).
+#[derive(Debug, Clone, Default)]
+pub struct Defences {
+    pub policy: ThrottlePolicy,
+    /// Client addresses exempt from the address throttle (never from the pair lockout):
+    /// an LMS or middleware relaying many users' calls from one host.
+    pub allowlist: Vec<String>,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
 }
 
 fn now() -> String {
@@ -50,11 +67,12 @@ fn now() -> String {
 }
 
 impl Service {
-    pub fn new(store: Store, hasher: PasswordHasher, audit: AuditSink) -> Self {
+    pub fn new(store: Store, hasher: PasswordHasher, audit: AuditSink, defences: Defences) -> Self {
         Service {
             store,
             hasher,
             audit,
+            defences,
         }
     }
 
@@ -128,10 +146,7 @@ impl Service {
         ctx: &RequestContext,
         known: &mut Known,
     ) -> Result<(), ServiceError> {
-        // One hashing slot for all of this request's argon2 work: a request is admitted
-        // or shed as a whole, never halfway through.
-        let slot = self.hasher.admit(&ctx.client_addr).await?;
-        let (account, caller) = self.authenticate(&slot, &req.credentials, known).await?;
+        let (account, caller, slot) = self.authenticate(&req.credentials, ctx, known).await?;
         known.caller = Some((caller.id, caller.ext_id.clone()));
 
         let target = self
@@ -206,38 +221,118 @@ impl Service {
         Ok(())
     }
 
-    /// Finds and verifies the caller. Every failure — unknown account, unknown e-mail,
-    /// wrong password, deactivated caller — costs one argon2 verify and gives the same error.
+    /// Finds and verifies the caller, and takes the request's hashing slot.
+    ///
+    /// Every failure — unknown account, unknown e-mail, wrong password, deactivated
+    /// caller — costs one argon2 verify and gives the same error, and counts against the
+    /// (account, e-mail) pair and the client address (contract §10). While either is
+    /// locked the call is refused before any hashing, with the same fault.
     async fn authenticate(
         &self,
-        slot: &Slot,
         credentials: &Credentials,
+        ctx: &RequestContext,
         known: &mut Known,
-    ) -> Result<(AccountRecord, UserRecord), ServiceError> {
+    ) -> Result<(AccountRecord, UserRecord, Slot), ServiceError> {
+        let pair = ThrottleKey::pair(credentials.account_url.key(), credentials.email.key());
+        let mut keys = vec![pair.clone()];
+        if !self
+            .defences
+            .allowlist
+            .iter()
+            .any(|a| a == &ctx.client_addr)
+        {
+            keys.push(ThrottleKey::address(&ctx.client_addr));
+        }
         let lookup = self
             .store
-            .find_caller(
+            .find_caller_unless_locked(
                 credentials.account_url.key().to_string(),
                 credentials.email.key().to_string(),
+                keys.clone(),
+                now_ms(),
             )
             .await
-            .map_err(ServiceError::internal)?;
+            .map_err(ServiceError::internal)?
+            .ok_or(ServiceError::LockedOut)?;
         known.account_id = lookup.account.as_ref().map(|a| a.id);
+
+        // One hashing slot for all of this request's argon2 work: a request is admitted
+        // or shed as a whole, never halfway through.
+        let slot = self.hasher.admit(&ctx.client_addr).await?;
         let stored = lookup.user.as_ref().map(|u| u.password_hash.clone());
         let verification = self
             .hasher
-            .verify(slot, stored, &credentials.password)
+            .verify(&slot, stored, &credentials.password)
             .await?;
-        let (Some(account), Some(user)) = (lookup.account, lookup.user) else {
-            return Err(ServiceError::AuthenticationFailed);
-        };
-        if !verification.matches || user.status != UserStatus::Active {
-            return Err(ServiceError::AuthenticationFailed);
+        match (lookup.account, lookup.user) {
+            (Some(account), Some(user))
+                if verification.matches && user.status == UserStatus::Active =>
+            {
+                self.store
+                    .reset_auth_failures(pair)
+                    .await
+                    .map_err(ServiceError::internal)?;
+                if verification.needs_upgrade {
+                    self.upgrade(&slot, &user, &credentials.password).await;
+                }
+                Ok((account, user, slot))
+            }
+            _ => {
+                drop(slot);
+                self.count_failure(keys, credentials, ctx, known).await;
+                Err(ServiceError::AuthenticationFailed)
+            }
         }
-        if verification.needs_upgrade {
-            self.upgrade(slot, &user, &credentials.password).await;
+    }
+
+    /// Counts a failed authentication; audits any lock it starts.
+    async fn count_failure(
+        &self,
+        keys: Vec<ThrottleKey>,
+        credentials: &Credentials,
+        ctx: &RequestContext,
+        known: &Known,
+    ) {
+        let started = self
+            .store
+            .record_auth_failure(keys, self.defences.policy.clone(), now_ms())
+            .await;
+        match started {
+            Ok(locks) => {
+                for (key, until) in locks {
+                    let (what, detail) = match key {
+                        ThrottleKey::Pair(_) => ("pair", "PAIR_LOCKED"),
+                        ThrottleKey::Address(_) => ("address", "ADDRESS_THROTTLED"),
+                    };
+                    let until = chrono::DateTime::from_timestamp_millis(until)
+                        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+                        .unwrap_or_default();
+                    log::warn!(
+                        "request_id={} lockout: {what} locked until {until} after repeated failures",
+                        ctx.request_id
+                    );
+                    self.audit
+                        .record(AuditRecord {
+                            at: now(),
+                            request_id: ctx.request_id.clone(),
+                            account_id: known.account_id,
+                            account_url: Some(credentials.account_url.as_str().to_string()),
+                            caller_id: None,
+                            caller_email: Some(credentials.email.as_str().to_string()),
+                            target_id: None,
+                            target_ext_id: None,
+                            outcome: "LOCKOUT",
+                            detail: Some(format!("{detail} until {until}")),
+                            client_addr: ctx.client_addr.clone(),
+                        })
+                        .await;
+                }
+            }
+            Err(e) => log::error!(
+                "request_id={} could not count a failure: {e}",
+                ctx.request_id
+            ),
         }
-        Ok((account, user))
     }
 
     /// Re-hashes a password stored with weaker parameters. Best effort: a failure here

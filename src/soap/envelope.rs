@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use encoding_rs::{Encoding, REPLACEMENT, UTF_8};
+use encoding_rs::{Encoding, REPLACEMENT, UTF_8, UTF_16BE, UTF_16LE};
 use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
@@ -221,7 +221,12 @@ fn declared_encoding(body: &[u8]) -> Option<&str> {
     let rest = rest.trim_start().strip_prefix('=')?.trim_start();
     let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
     let rest = &rest[1..];
-    Some(&rest[..rest.find(quote)?])
+    let label = &rest[..rest.find(quote)?];
+    // Readable as ASCII, the declaration cannot truthfully name UTF-16 (which would need a
+    // BOM here): .NET's StringWriter writes `utf-16` into what is then sent as UTF-8.
+    let utf16 = Encoding::for_label(label.trim().as_bytes())
+        .is_some_and(|e| e == UTF_16LE || e == UTF_16BE);
+    (!utf16).then_some(label)
 }
 
 /// Parses `text` (already decoded to UTF-8, BOM removed) into a [`ParsedEnvelope`].
@@ -668,6 +673,8 @@ mod tests {
             "<a>ü</a>"
         );
         assert_eq!(decode_body(b"\xEF\xBB\xBF<a/>", None).unwrap(), "<a/>");
+        let dotnet = "<?xml version=\"1.0\" encoding=\"utf-16\"?><a>ü</a>";
+        assert_eq!(decode_body(dotnet.as_bytes(), None).unwrap(), dotnet);
         assert_eq!(
             decode_body(b"<a/>", Some("text/xml; charset=klingon")),
             Err(EnvelopeError::Undecodable)

@@ -103,7 +103,8 @@ impl Fault {
                     extras,
                 )
             }
-            ServiceError::AuthenticationFailed => Fault::typed(
+            // A lockout must be indistinguishable from any other failed sign-in.
+            ServiceError::AuthenticationFailed | ServiceError::LockedOut => Fault::typed(
                 "Authorization failed",
                 "AuthenticationFailedFault",
                 "AUTHENTICATION_FAILED",

@@ -202,7 +202,7 @@ impl UpdateUserPasswordWire {
                         "credentials are missing and the request names no host",
                     )
                 })?;
-                let account_url = AccountUrl::parse("credentials", host)?;
+                let account_url = AccountUrl::parse("credentials", host_name(host))?;
                 unsupported_token = t.password_type == TokenPasswordType::Unsupported;
                 Credentials {
                     account_url,
@@ -238,6 +238,20 @@ impl UpdateUserPasswordWire {
             new_password,
         })
     }
+}
+
+/// The host name of a `Host` header value: without a port and a trailing dot, so
+/// `myaccount.example.com:8443` and `myaccount.example.com.` name the account
+/// `http://myaccount.example.com`.
+fn host_name(host: &str) -> &str {
+    let without_port = match host.rsplit_once(':') {
+        // `[::1]:8080` or `name:8080`; a bare IPv6 literal has no brackets to end at.
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    };
+    without_port.trim_end_matches('.')
 }
 
 const TOKEN_USERNAME: &str = "Security/UsernameToken/Username";
@@ -340,6 +354,14 @@ mod tests {
             "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
         );
         assert!(decode_with(&token(&text), "<userId>u</userId><password>new</password>").is_ok());
+    }
+
+    #[test]
+    fn a_token_account_is_the_host_name_without_port_or_trailing_dot() {
+        assert_eq!(host_name("Tenant.Example.com:8443"), "Tenant.Example.com");
+        assert_eq!(host_name("tenant.example.com."), "tenant.example.com");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("tenant.example.com"), "tenant.example.com");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod audit;
 mod directory;
 mod import;
 mod schema;
+mod throttle;
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use import::{
     AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
     RolePlan, UserPlan,
 };
+pub use throttle::{ThrottleKey, ThrottlePolicy};
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -120,6 +122,39 @@ impl Store {
             .await
     }
 
+    /// Whether any of `keys` is locked now, and the caller lookup, in one round trip.
+    pub async fn find_caller_unless_locked(
+        &self,
+        account_key: String,
+        email_key: String,
+        keys: Vec<ThrottleKey>,
+        now_ms: i64,
+    ) -> Result<Option<CallerLookup>, StoreError> {
+        self.call(move |conn| {
+            if throttle::locked(conn, &keys, now_ms)? {
+                return Ok(None);
+            }
+            directory::find_caller(conn, &account_key, &email_key).map(Some)
+        })
+        .await
+    }
+
+    /// Counts a failed authentication against `keys`; returns the locks it started.
+    pub async fn record_auth_failure(
+        &self,
+        keys: Vec<ThrottleKey>,
+        policy: ThrottlePolicy,
+        now_ms: i64,
+    ) -> Result<Vec<(ThrottleKey, i64)>, StoreError> {
+        self.call(move |conn| throttle::record_failure(conn, &keys, &policy, now_ms))
+            .await
+    }
+
+    /// Resets a pair's failure count after a successful authentication.
+    pub async fn reset_auth_failures(&self, key: ThrottleKey) -> Result<(), StoreError> {
+        self.call(move |conn| throttle::reset(conn, &key)).await
+    }
+
     /// Looks up the target within the caller's account, with everything the permission
     /// rules and the history check need, in one round trip.
     pub async fn find_target(
@@ -133,6 +168,20 @@ impl Store {
             directory::find_target(conn, account_id, caller_id, &target_ext_id, history)
         })
         .await
+    }
+
+    /// [`Store::find_target`] on the current thread: the benchmark kit times the
+    /// permission decision's query without the executor hop around it.
+    pub fn find_target_blocking(
+        &self,
+        account_id: i64,
+        caller_id: i64,
+        target_ext_id: &str,
+        history: u32,
+    ) -> Result<Option<TargetRecord>, StoreError> {
+        self.call_blocking(|conn| {
+            directory::find_target(conn, account_id, caller_id, target_ext_id, history)
+        })
     }
 
     /// Stores the new hash, history, audit and event rows in one transaction; returns

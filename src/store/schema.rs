@@ -116,9 +116,21 @@ CREATE TABLE events (
 ) STRICT;
 "#;
 
+/// Failed-authentication counters (contract §10), kept across restarts. `key` is
+/// `pair:<account key>|<e-mail key>` or `addr:<client address>`; times are Unix ms.
+const V2: &str = r#"
+CREATE TABLE auth_throttle (
+    key          TEXT    PRIMARY KEY,
+    failures     INTEGER NOT NULL DEFAULT 0,
+    window_start INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    lockouts     INTEGER NOT NULL DEFAULT 0
+) STRICT, WITHOUT ROWID;
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 #[cfg(test)]

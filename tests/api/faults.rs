@@ -894,7 +894,6 @@ fn checks_run_in_contract_order_so_nothing_leaks_to_an_unauthenticated_caller() 
 }
 
 #[test]
-#[ignore = "contract §10 lockout is issue 5; un-ignore when it lands"]
 fn locked_out_caller_gets_authentication_failed_even_with_the_right_password() {
     // Contract §10: 10 failures of a pair within 15 minutes lock that pair.
     let app = spawn_app();

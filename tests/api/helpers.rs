@@ -221,9 +221,30 @@ pub struct TestApp {
     pub endpoint: String,
     pub db_path: PathBuf,
     pub client: reqwest::blocking::Client,
+    settings: Settings,
     handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
+}
+
+/// Starts the server over `store` on its own thread; returns its port and handles.
+fn start_server(
+    settings: &Settings,
+    store: soap_passwd::store::Store,
+) -> (u16, actix_web::dev::ServerHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let settings = settings.clone();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = Application::build_with_store(&settings, store).expect("build app");
+            tx.send((app.port(), app.handle())).expect("report port");
+            app.run_until_stopped().await.expect("server ran");
+        })
+    });
+    let (port, handle) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server started");
+    (port, handle, thread)
 }
 
 /// The demo directory, served with default settings.
@@ -240,17 +261,7 @@ pub fn spawn_app_with(json: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp 
     tweak(&mut settings);
     let store = open_store(&settings).expect("open store");
     provision::import_json(&store, json, settings.hash).expect("import fixture");
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let app = Application::build_with_store(&settings, store).expect("build app");
-            tx.send((app.port(), app.handle())).expect("report port");
-            app.run_until_stopped().await.expect("server ran");
-        })
-    });
-    let (port, handle) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server started");
+    let (port, handle, thread) = start_server(&settings, store);
     TestApp {
         port,
         endpoint: format!("http://127.0.0.1:{port}/soap"),
@@ -259,6 +270,7 @@ pub fn spawn_app_with(json: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp 
             .timeout(Duration::from_secs(60))
             .build()
             .expect("client"),
+        settings,
         handle,
         thread: Some(thread),
         _dir: dir,
@@ -312,6 +324,26 @@ impl TestApp {
         conn
     }
 
+    /// Waits until at least `at_least` audit rows match the SQL condition `condition`
+    /// (failed attempts are written in batches); returns how many match.
+    pub fn audit_rows_where(&self, condition: &str, at_least: i64) -> i64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let n: i64 = self
+                .db()
+                .query_row(
+                    &format!("SELECT count(*) FROM audit_log WHERE {condition}"),
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("count audit rows");
+            if n >= at_least || std::time::Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until the failed-attempt audit rows (written in batches) have landed.
     pub fn audit_rows(&self, outcome: &str, at_least: i64) -> i64 {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -332,8 +364,19 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
+impl TestApp {
+    /// Stops the server and starts a new one on the same database (and settings).
+    pub fn restart(&mut self) {
+        self.stop();
+        let store = open_store(&self.settings).expect("reopen store");
+        let (port, handle, thread) = start_server(&self.settings, store);
+        self.port = port;
+        self.endpoint = format!("http://127.0.0.1:{port}/soap");
+        self.handle = handle;
+        self.thread = Some(thread);
+    }
+
+    fn stop(&mut self) {
         // Close our keep-alive connections first so the graceful stop has nothing to wait for.
         self.client = reqwest::blocking::Client::new();
         let handle = self.handle.clone();
@@ -344,6 +387,12 @@ impl Drop for TestApp {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
