@@ -29,6 +29,55 @@ enum Command {
     Serve(ServeArgs),
     /// Load a provisioning file (JSON) into the database, all or nothing.
     Import(ImportArgs),
+    /// Print the audit trail: every attempt, successful or not.
+    Audit(AuditArgs),
+    /// Print (and acknowledge) `password_changed` events for a notifier.
+    Events(EventsArgs),
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Only this account (URL; scheme, case and a trailing slash are ignored).
+    #[arg(long)]
+    account: Option<String>,
+    /// Only rows where this user id is the caller or the target.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only rows at or after this time (RFC 3339, or a date: 2026-11-25).
+    #[arg(long, value_parser = parse_since)]
+    since: Option<String>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Only events with an id above this one.
+    #[arg(long, default_value_t = 0)]
+    after: i64,
+    /// Acknowledge every event up to and including this id (they are not listed again).
+    #[arg(long, value_name = "ID")]
+    ack: Option<i64>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Normalises `--since` to the stored timestamp format, so rows compare as text.
+fn parse_since(s: &str) -> Result<String, String> {
+    let at = chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        })
+        .map_err(|_| "expected an RFC 3339 time or a date such as 2026-11-25".to_string())?;
+    Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
 #[derive(Args)]
@@ -132,6 +181,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Import(args) => import(args),
+        Command::Audit(args) => audit(args),
+        Command::Events(args) => events(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -211,5 +262,79 @@ fn import(args: ImportArgs) -> Result<(), String> {
         summary.users_created,
         summary.users_updated
     );
+    Ok(())
+}
+
+/// Opens an existing database for the read-mostly commands.
+fn open_for_reading(db: PathBuf) -> Result<crate::store::Store, String> {
+    if !db.exists() {
+        return Err(format!("no database at {}", db.display()));
+    }
+    startup::open_store(&Settings::new("127.0.0.1:0", db)).map_err(|e| e.to_string())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {
+    let line = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    println!("{line}");
+    Ok(())
+}
+
+fn audit(args: AuditArgs) -> Result<(), String> {
+    let store = open_for_reading(args.db.db)?;
+    let filter = crate::store::AuditFilter {
+        account_key: args
+            .account
+            .as_deref()
+            .map(crate::domain::AccountUrl::key_of),
+        user: args.user,
+        since: args.since,
+    };
+    let rows = store.audit_trail(&filter).map_err(|e| e.to_string())?;
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for r in &rows {
+        if args.json {
+            print_json(r)?;
+        } else {
+            println!(
+                "{} {:<22} {:<28} account={} caller={} ({}) target={} client={} request={}",
+                r.at,
+                r.outcome,
+                dash(&r.detail),
+                dash(&r.account),
+                dash(&r.caller_id),
+                dash(&r.caller_email),
+                dash(&r.target_id),
+                r.client_addr,
+                r.request_id
+            );
+        }
+    }
+    Ok(())
+}
+
+fn events(args: EventsArgs) -> Result<(), String> {
+    let store = open_for_reading(args.db.db)?;
+    if let Some(id) = args.ack {
+        let n = store.ack_events(id).map_err(|e| e.to_string())?;
+        eprintln!("acknowledged {n} events up to {id}");
+        return Ok(());
+    }
+    for e in store.events_after(args.after).map_err(|e| e.to_string())? {
+        if args.json {
+            print_json(&e)?;
+        } else {
+            println!(
+                "{} {} {} account={} user={} email={} credential_version={} request={}",
+                e.id,
+                e.at,
+                e.kind,
+                e.account,
+                e.user_id,
+                e.email,
+                e.credential_version,
+                e.request_id
+            );
+        }
+    }
     Ok(())
 }

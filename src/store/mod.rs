@@ -9,6 +9,7 @@ mod directory;
 mod import;
 mod schema;
 mod throttle;
+mod trail;
 
 use std::path::Path;
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use import::{
     RolePlan, UserPlan,
 };
 pub use throttle::{ThrottleKey, ThrottlePolicy};
+pub use trail::{AuditEntry, AuditFilter, PasswordChangedEvent};
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -215,6 +217,22 @@ impl Store {
         progress: &dyn Fn(u64),
     ) -> Result<ImportSummary, StoreError> {
         self.call_blocking(|conn| import::import(conn, plan, progress))
+    }
+
+    /// Audit rows matching `filter`, oldest first.
+    pub fn audit_trail(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        self.call_blocking(|conn| trail::audit(conn, filter))
+    }
+
+    /// Unacknowledged `password_changed` events with an id above `after`, oldest first.
+    pub fn events_after(&self, after: i64) -> Result<Vec<PasswordChangedEvent>, StoreError> {
+        self.call_blocking(|conn| trail::events_after(conn, after))
+    }
+
+    /// Acknowledges every event up to and including `id`; returns how many.
+    pub fn ack_events(&self, id: i64) -> Result<usize, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.call_blocking(|conn| trail::ack(conn, id, &now))
     }
 
     /// True when no account exists yet (the demo loads only into an empty database).

@@ -16,4 +16,5 @@ mod permissions;
 mod policy;
 mod smoke;
 mod soapui;
+mod trail;
 mod wsi;

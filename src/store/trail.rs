@@ -1,0 +1,111 @@
+//! Reading the audit trail and the `password_changed` events (the `audit` and `events`
+//! commands), and acknowledging events a notifier has handled.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::StoreError;
+
+/// One audit row as the `audit` command shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub request_id: String,
+    pub account: Option<String>,
+    pub caller_email: Option<String>,
+    pub caller_id: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub client_addr: String,
+}
+
+/// Which audit rows to show.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Account URL key (matching ignores scheme, case and a trailing slash).
+    pub account_key: Option<String>,
+    /// A user id, as caller or target.
+    pub user: Option<String>,
+    /// RFC 3339 time; rows at or after it.
+    pub since: Option<String>,
+}
+
+/// One `password_changed` event for notifiers (ASVS 2.5.5).
+#[derive(Debug, Clone, Serialize)]
+pub struct PasswordChangedEvent {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    pub account: String,
+    pub user_id: String,
+    pub email: String,
+    pub credential_version: i64,
+    pub request_id: String,
+}
+
+pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT l.id, l.at, l.request_id, COALESCE(a.url, l.account_url), l.caller_email,
+                c.ext_id, COALESCE(t.ext_id, l.target_ext_id), l.outcome, l.detail, l.client_addr
+           FROM audit_log l
+           LEFT JOIN accounts a ON a.id = l.account_id
+           LEFT JOIN users c ON c.id = l.caller_id
+           LEFT JOIN users t ON t.id = l.target_id
+          WHERE (?1 IS NULL OR a.url_key = ?1)
+            AND (?2 IS NULL OR c.ext_id = ?2 OR t.ext_id = ?2 OR l.target_ext_id = ?2)
+            AND (?3 IS NULL OR l.at >= ?3)
+          ORDER BY l.id",
+    )?;
+    let rows = stmt.query_map(params![f.account_key, f.user, f.since], |r| {
+        Ok(AuditEntry {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            request_id: r.get(2)?,
+            account: r.get(3)?,
+            caller_email: r.get(4)?,
+            caller_id: r.get(5)?,
+            target_id: r.get(6)?,
+            outcome: r.get(7)?,
+            detail: r.get(8)?,
+            client_addr: r.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn events_after(
+    conn: &Connection,
+    after: i64,
+) -> Result<Vec<PasswordChangedEvent>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT e.id, e.at, e.kind, a.url, u.ext_id, u.email, e.credential_version, e.request_id
+           FROM events e
+           JOIN accounts a ON a.id = e.account_id
+           JOIN users u ON u.id = e.user_id
+          WHERE e.id > ?1 AND e.acked_at IS NULL
+          ORDER BY e.id",
+    )?;
+    let rows = stmt.query_map([after], |r| {
+        Ok(PasswordChangedEvent {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            account: r.get(3)?,
+            user_id: r.get(4)?,
+            email: r.get(5)?,
+            credential_version: r.get(6)?,
+            request_id: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Marks every event up to and including `id` as handled; returns how many changed.
+pub(super) fn ack(conn: &Connection, id: i64, at: &str) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE events SET acked_at = ?2 WHERE id <= ?1 AND acked_at IS NULL",
+        params![id, at],
+    )?)
+}

@@ -1,0 +1,142 @@
+//! `soap-passwd audit` and `soap-passwd events` on a database the service wrote.
+
+use std::process::Command;
+
+use crate::helpers::*;
+
+fn run(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_soap-passwd"))
+        .args(args)
+        .arg("--db")
+        .arg(&app.db_path)
+        .output()
+        .expect("run soap-passwd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn audit_prints_every_attempt_in_text_and_json_with_filters() {
+    let app = spawn_app();
+    assert!(
+        app.change(Soap::V11, SALES_ADMIN, LEARNER.0, STRONG)
+            .is_success()
+    );
+    app.change(Soap::V11, SALES_ADMIN, ENGINEER.0, STRONG);
+    app.change(
+        Soap::V11,
+        (OWNER.0, OWNER.1, "Wrong-Pass-0000-x"),
+        LEARNER.0,
+        STRONG,
+    );
+    assert_eq!(app.audit_rows_where("outcome <> 'OK'", 2), 2);
+
+    let (ok, text, _) = run(&app, &["audit"]);
+    assert!(ok);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.contains("OK")
+            && text.contains("PERMISSION_DENIED")
+            && text.contains("AUTHENTICATION_FAILED")
+    );
+
+    let (ok, json, _) = run(&app, &["audit", "--json"]);
+    assert!(ok);
+    let rows = json_lines(&json);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["outcome"], "OK");
+    assert_eq!(rows[0]["caller_id"], "u-sales-admin");
+    assert_eq!(rows[0]["target_id"], "u-learner");
+    assert_eq!(rows[0]["account"], ACCOUNT);
+    assert_eq!(rows[1]["detail"], "NOT_IN_SCOPE");
+
+    let (_, by_user, _) = run(&app, &["audit", "--json", "--user", "u-engineer"]);
+    assert_eq!(json_lines(&by_user).len(), 1);
+    let (_, by_account, _) = run(
+        &app,
+        &[
+            "audit",
+            "--json",
+            "--account",
+            "HTTPS://MyAccount.ispringlearn.com/",
+        ],
+    );
+    assert_eq!(json_lines(&by_account).len(), 3);
+    let (_, other_account, _) = run(
+        &app,
+        &["audit", "--json", "--account", "http://other.example.com"],
+    );
+    assert_eq!(json_lines(&other_account).len(), 0);
+    let (_, future, _) = run(&app, &["audit", "--json", "--since", "2999-01-01"]);
+    assert_eq!(json_lines(&future).len(), 0);
+    let (_, past, _) = run(
+        &app,
+        &["audit", "--json", "--since", "2000-01-01T00:00:00Z"],
+    );
+    assert_eq!(json_lines(&past).len(), 3);
+    let (ok, _, err) = run(&app, &["audit", "--since", "yesterday"]);
+    assert!(!ok && err.lines().count() == 1, "{err}");
+    // The trail holds no secret.
+    for secret in [STRONG, SALES_ADMIN.2, "Wrong-Pass-0000-x", "$argon2"] {
+        assert!(!json.contains(secret) && !text.contains(secret));
+    }
+}
+
+#[test]
+fn events_lists_password_changes_for_a_notifier_until_acknowledged() {
+    let app = spawn_app();
+    assert!(
+        app.change(Soap::V11, SALES_ADMIN, LEARNER.0, STRONG)
+            .is_success()
+    );
+    assert!(
+        app.change(Soap::V12, ADMIN, LEARNER2.0, STRONG)
+            .is_success()
+    );
+    app.change(Soap::V11, SALES_ADMIN, ENGINEER.0, STRONG); // refused: no event
+
+    let (ok, json, _) = run(&app, &["events", "--json"]);
+    assert!(ok);
+    let events = json_lines(&json);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["kind"], "password_changed");
+    assert_eq!(events[0]["user_id"], "u-learner");
+    assert_eq!(events[0]["email"], "learner@example.com");
+    assert_eq!(events[0]["credential_version"], 2);
+    assert_eq!(events[0]["account"], ACCOUNT);
+    let first = events[0]["id"].as_i64().expect("id");
+
+    let (_, text, _) = run(&app, &["events"]);
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.contains("user=u-learner2"));
+
+    let (_, after, _) = run(&app, &["events", "--json", "--after", &first.to_string()]);
+    assert_eq!(json_lines(&after).len(), 1);
+
+    let (ok, _, err) = run(&app, &["events", "--ack", &first.to_string()]);
+    assert!(ok, "{err}");
+    let (_, left, _) = run(&app, &["events", "--json"]);
+    let left = json_lines(&left);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["user_id"], "u-learner2");
+}
+
+#[test]
+fn the_trail_commands_refuse_a_missing_database_in_one_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_soap-passwd"))
+        .args(["events", "--db", "/nonexistent/soap-passwd.db"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
