@@ -126,6 +126,12 @@ struct ServeArgs {
     /// middleware relaying many users' calls. Pair lockouts still apply.
     #[arg(long = "allow-address", value_name = "IP")]
     allow_addresses: Vec<std::net::IpAddr>,
+    /// Longest time, in seconds, to receive a request body (slower: a fault, HTTP 408).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    body_timeout: u64,
+    /// Concurrent connections per worker; more wait in the listen backlog.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    max_connections: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     workers: Option<u64>,
@@ -197,6 +203,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let mut settings = Settings::new(args.bind, args.db.db);
     settings.public_url = args.public_url;
     settings.trust_forwarded_host = args.trust_forwarded_host;
+    settings.body_timeout = std::time::Duration::from_secs(args.body_timeout);
+    settings.max_connections = usize::try_from(args.max_connections).map_err(|e| e.to_string())?;
     let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     settings.defences = Defences {
         policy: ThrottlePolicy {

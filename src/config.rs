@@ -22,6 +22,16 @@ pub struct Settings {
     /// Take the client's host from `X-Forwarded-Host` (a trusted proxy sets it).
     pub trust_forwarded_host: bool,
     pub body_limit: usize,
+    /// Longest time to receive a request body; a slower one gets a fault with HTTP 408.
+    pub body_timeout: Duration,
+    /// Longest time to receive a request's head (actix's client request timeout).
+    pub head_timeout: Duration,
+    /// Idle time after which a keep-alive connection is closed.
+    pub keep_alive: Duration,
+    /// Concurrent connections per worker; beyond, new connections wait in the backlog.
+    pub max_connections: usize,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
     /// HTTP worker threads.
     pub workers: usize,
     pub hash: HashParams,
@@ -50,6 +60,11 @@ impl Settings {
             public_url: None,
             trust_forwarded_host: false,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_timeout: Duration::from_secs(10),
+            head_timeout: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(5),
+            max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(10),
             workers: cores(),
             hash: HashParams::default(),
             hash_slots: cores(),

@@ -34,6 +34,7 @@ pub struct Application {
     port: u16,
     server: Server,
     audit_writer: AuditWriter,
+    store: Store,
 }
 
 /// Opens the database at the settings' path.
@@ -67,7 +68,7 @@ impl Application {
         .map_err(StartupError::Hasher)?;
         let (audit, audit_writer) =
             AuditSink::start(&store).map_err(|e| StartupError::Other(e.to_string()))?;
-        let service = Service::new(store, hasher, audit, settings.defences.clone());
+        let service = Service::new(store.clone(), hasher, audit, settings.defences.clone());
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),
             source,
@@ -82,6 +83,7 @@ impl Application {
         let state = web::Data::new(AppState {
             service,
             body_limit: settings.body_limit,
+            body_timeout: settings.body_timeout,
             limits: settings.limits,
             public_url: settings.public_url.clone(),
             trust_forwarded_host: settings.trust_forwarded_host,
@@ -92,7 +94,11 @@ impl Application {
                 .configure(http::configure)
         })
         .workers(settings.workers.max(1))
-        .shutdown_timeout(10)
+        .max_connections(settings.max_connections.max(1))
+        .keep_alive(settings.keep_alive)
+        .client_request_timeout(settings.head_timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),
@@ -103,6 +109,7 @@ impl Application {
             port,
             server,
             audit_writer,
+            store,
         })
     }
 
@@ -119,13 +126,24 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let writer = self.audit_writer;
-        // Every sink lived in the app state, dropped with the server's workers.
-        let flushed = tokio::task::spawn_blocking(move || writer.finish());
-        if tokio::time::timeout(Duration::from_secs(10), flushed)
-            .await
-            .is_err()
-        {
-            log::warn!("audit writer did not finish within 10 s");
+        let store = self.store;
+        // No request runs any more: write the queued audit rows, then fold the WAL into
+        // the database file so it is complete on its own.
+        let flushed = tokio::task::spawn_blocking(move || {
+            writer.finish();
+            store.call_blocking(|conn| {
+                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+                Ok(())
+            })
+        });
+        match tokio::time::timeout(Duration::from_secs(90), flushed).await {
+            Ok(Ok(Ok(()))) => {
+                log::info!(
+                    "stopped: in-flight requests finished, audit trail flushed, database checkpointed"
+                );
+            }
+            Ok(Ok(Err(e))) => log::warn!("stopped; the final checkpoint failed: {e}"),
+            _ => log::warn!("stopped; the audit trail could not be flushed in time"),
         }
         result
     }

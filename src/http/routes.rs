@@ -20,6 +20,8 @@ pub struct AppState {
     pub service: Service,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Longest time to receive a whole body.
+    pub body_timeout: Duration,
     /// Structural bounds for the envelope pre-pass.
     pub limits: Limits,
     /// The endpoint URL published in the WSDL; `None` builds it from the Host header.
@@ -154,11 +156,19 @@ async fn soap_endpoint(
         .and_then(|v| v.to_str().ok());
     let fallback = SoapVersion::from_content_type(content_type);
 
-    let (response, log) = match read_body(&req, payload, state.body_limit).await {
+    // A slow or stalled body is cut off: it must not hold a connection and a worker's
+    // attention for ever.
+    let read = tokio::time::timeout(
+        state.body_timeout,
+        read_body(&req, payload, state.body_limit),
+    )
+    .await
+    .unwrap_or(Err(EnvelopeError::BodyTimeout));
+    let (response, log) = match read {
         Err(error) => {
             let fault = Fault::from_envelope_error(&error);
             let mut response = fault_response(fallback, &fault, &request_id);
-            if error == EnvelopeError::TooLarge {
+            if matches!(error, EnvelopeError::TooLarge | EnvelopeError::BodyTimeout) {
                 // Past the drain bounds the rest of the body is unread: the connection cannot be reused.
                 response
                     .head_mut()
@@ -166,11 +176,14 @@ async fn soap_endpoint(
             }
             (response, CallLog::refused(&error))
         }
-        Ok(body) => {
+        Ok(mut body) => {
             let origin = RequestOrigin {
                 host: request_host(&req, &state).map(|(_, host)| host),
             };
-            handle_envelope(&body, content_type, &origin, &state, &ctx).await
+            let handled = handle_envelope(&body, content_type, &origin, &state, &ctx).await;
+            // The body held passwords: wipe it rather than leave it to the allocator.
+            zeroize::Zeroize::zeroize(&mut body[..]);
+            handled
         }
     };
     info!(
@@ -202,7 +215,13 @@ async fn handle_envelope(
             version: None,
             error,
         })
-        .and_then(|text| parse_envelope(&text, &state.limits));
+        .and_then(|text| {
+            let parsed = parse_envelope(&text, &state.limits);
+            if let std::borrow::Cow::Owned(mut decoded) = text {
+                zeroize::Zeroize::zeroize(&mut decoded);
+            }
+            parsed
+        });
     let envelope = match parsed {
         Ok(envelope) => envelope,
         Err(refused) => {

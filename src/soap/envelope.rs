@@ -117,6 +117,8 @@ pub enum EnvelopeError {
     MustUnderstand(Vec<QualifiedName>),
     #[error("The request body is too large")]
     TooLarge,
+    #[error("The request body was not received in time")]
+    BodyTimeout,
 }
 
 impl EnvelopeError {
@@ -136,6 +138,7 @@ impl EnvelopeError {
             EnvelopeError::VersionMismatch => "VERSION_MISMATCH",
             EnvelopeError::MustUnderstand(_) => "MUST_UNDERSTAND",
             EnvelopeError::TooLarge => "TOO_LARGE",
+            EnvelopeError::BodyTimeout => "BODY_TIMEOUT",
         }
     }
 }

@@ -167,6 +167,10 @@ impl Fault {
                 status_override: Some(413),
                 ..Fault::new(FaultCode::Client, reason)
             },
+            EnvelopeError::BodyTimeout => Fault {
+                status_override: Some(408),
+                ..Fault::new(FaultCode::Client, reason)
+            },
             _ => Fault::new(FaultCode::Client, reason),
         }
     }

@@ -21,54 +21,73 @@ const BATCH: usize = 512;
 /// Attempts to write one batch before giving up on it.
 const RETRIES: u32 = 10;
 
+/// What the writer thread receives.
+enum Message {
+    Row(Box<AuditRecord>),
+    /// Write what is queued, then stop.
+    Stop,
+}
+
 /// Sends audit rows to the writer thread.
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::Sender<AuditRecord>,
+    tx: mpsc::Sender<Message>,
 }
 
-/// Owns the writer thread; dropping every [`AuditSink`] and then calling
-/// [`AuditWriter::finish`] flushes what is queued.
+/// Owns the writer thread; [`AuditWriter::finish`] flushes what is queued and stops it,
+/// whether or not sinks are still alive (the HTTP server's app state may outlive its run).
 pub struct AuditWriter {
     handle: JoinHandle<()>,
+    tx: mpsc::Sender<Message>,
 }
 
 impl AuditSink {
     /// Starts the writer thread on a connection of its own from `store`.
     pub fn start(store: &Store) -> Result<(AuditSink, AuditWriter), StoreError> {
-        let (tx, mut rx) = mpsc::channel::<AuditRecord>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
         let store = store.clone();
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
-                while let Some(first) = rx.blocking_recv() {
-                    batch.push(first);
-                    while batch.len() < BATCH {
+                let mut stop = false;
+                while !stop {
+                    match rx.blocking_recv() {
+                        Some(Message::Row(r)) => batch.push(*r),
+                        Some(Message::Stop) | None => stop = true,
+                    }
+                    while !stop && batch.len() < BATCH {
                         match rx.try_recv() {
-                            Ok(r) => batch.push(r),
+                            Ok(Message::Row(r)) => batch.push(*r),
+                            Ok(Message::Stop) => stop = true,
                             Err(_) => break,
                         }
                     }
-                    write_with_retries(&store, &batch);
-                    batch.clear();
+                    if !batch.is_empty() {
+                        write_with_retries(&store, &batch);
+                        batch.clear();
+                    }
                 }
             })
             .map_err(|e| StoreError::Join(e.to_string()))?;
-        Ok((AuditSink { tx }, AuditWriter { handle }))
+        Ok((AuditSink { tx: tx.clone() }, AuditWriter { handle, tx }))
     }
 
     /// Queues one row; waits while the queue is full.
     pub async fn record(&self, record: AuditRecord) {
-        if self.tx.send(record).await.is_err() {
+        if self.tx.send(Message::Row(Box::new(record))).await.is_err() {
             error!("audit: writer has stopped; a row was not written");
         }
     }
 }
 
 impl AuditWriter {
-    /// Waits until every queued row is written. Call after the last sink is dropped.
+    /// Writes every queued row and stops the thread. Call from a blocking context once
+    /// no more rows are coming (the server has stopped).
     pub fn finish(self) {
+        if self.tx.blocking_send(Message::Stop).is_err() {
+            error!("audit: writer had already stopped");
+        }
         if self.handle.join().is_err() {
             error!("audit: writer thread panicked");
         }

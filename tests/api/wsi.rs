@@ -1775,11 +1775,11 @@ fn r1114_other_methods_than_post_and_get_are_405() {
         reqwest::Method::DELETE,
         reqwest::Method::PATCH,
     ] {
+        // Bodiless: actix answers 405 without reading a body, then drops the connection,
+        // which a pooled client could otherwise reuse for the next method.
         let resp = app
             .client
             .request(method.clone(), &app.endpoint)
-            .header("Content-Type", Soap::V11.content_type())
-            .body(Soap::V11.envelope(&request(ACCOUNT, ADMIN.1, ADMIN.2, LEARNER.0, STRONG)))
             .send()
             .expect("request sent");
         assert_eq!(resp.status().as_u16(), 405, "{method}");
