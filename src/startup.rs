@@ -99,6 +99,9 @@ impl Application {
         .client_request_timeout(settings.head_timeout)
         .client_disconnect_timeout(Duration::from_secs(1))
         .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
+        // actix stops SIGINT by force (dropping in-flight requests); both signals are
+        // handled in `run_until_stopped` instead, as graceful stops.
+        .disable_signals()
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),
@@ -124,7 +127,14 @@ impl Application {
 
     /// Serves until stopped (SIGINT/SIGTERM or the handle), then flushes the audit trail.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let signals = tokio::spawn(async move {
+            let name = wait_for_stop_signal().await;
+            log::info!("{name} received: stopping gracefully (in-flight requests finish)");
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        signals.abort();
         let writer = self.audit_writer;
         let store = self.store;
         // No request runs any more: write the queued audit rows, then fold the WAL into
@@ -146,5 +156,31 @@ impl Application {
             _ => log::warn!("stopped; the audit trail could not be flushed in time"),
         }
         result
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C); returns its name.
+async fn wait_for_stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                log::warn!("cannot listen for signals; stop the server with its handle");
+                std::future::pending().await
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }

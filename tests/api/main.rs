@@ -14,6 +14,7 @@ mod lockout;
 mod logs;
 mod permissions;
 mod policy;
+mod resilience;
 mod smoke;
 mod soapui;
 mod trail;
