@@ -316,7 +316,7 @@ fn resolve_reference(r: &quick_xml::events::BytesRef<'_>) -> Option<char> {
 }
 
 /// XML 1.0's `Char` production (Rust strings cannot hold surrogates).
-fn is_xml_char(c: char) -> bool {
+pub(super) fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
@@ -367,6 +367,12 @@ impl Parser<'_> {
         let local = std::str::from_utf8(e.local_name().into_inner())
             .map_err(|_| EnvelopeError::NotXml)?
             .to_string();
+        // Namespaces in XML: no element is in the xmlns namespace; names hold XML characters.
+        if e.name().prefix().is_some_and(|p| p.as_ref() == b"xmlns")
+            || !local.chars().all(is_xml_char)
+        {
+            return Err(EnvelopeError::NotXml);
+        }
         let attributes = self.attributes(reader, e)?;
 
         match self.place {
@@ -478,6 +484,9 @@ impl Parser<'_> {
             let value = attr
                 .decode_and_unescape_value(reader.decoder())
                 .map_err(|_| EnvelopeError::NotXml)?;
+            if !value.chars().all(is_xml_char) {
+                return Err(EnvelopeError::NotXml);
+            }
             if attr.key.as_namespace_binding().is_some() {
                 continue;
             }

@@ -7,6 +7,9 @@
 
 mod envelope;
 mod fault;
+/// Glue for the cargo-fuzz targets and the corpus replay test (`tests/fuzz_corpus.rs`).
+#[doc(hidden)]
+pub mod fuzz;
 mod wire;
 mod writer;
 pub mod wsdl;

@@ -1,7 +1,10 @@
 //! Writing envelopes: the success response and faults, in the request's SOAP version.
 
+use std::borrow::Cow;
+
 use quick_xml::escape::{escape, partial_escape};
 
+use super::envelope::is_xml_char;
 use super::fault::Fault;
 use super::{API_NS, SoapVersion};
 
@@ -33,6 +36,24 @@ pub fn success_response(version: SoapVersion) -> String {
     out
 }
 
+/// `s` with every character XML 1.0 cannot carry (controls, U+FFFE, U+FFFF) replaced by
+/// U+FFFD: no escape can write them.
+fn xml_chars(s: &str) -> Cow<'_, str> {
+    let ok = is_xml_char;
+    if s.chars().all(ok) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(
+            s.chars()
+                .map(|c| if ok(c) { c } else { '\u{FFFD}' })
+                .collect(),
+        )
+    }
+}
+
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
 /// A fault envelope in `version`. Every dynamic string is escaped.
 pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
     let p = prefix(version);
@@ -42,12 +63,17 @@ pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
     if version == SoapVersion::V12 && !fault.not_understood.is_empty() {
         out.push_str(&format!("<{p}:Header>"));
         for (i, name) in fault.not_understood.iter().enumerate() {
-            let (decl, qname) = match &name.ns {
+            let local = xml_chars(&name.local);
+            // The reserved namespaces have their own prefixes and may not be declared;
+            // the empty namespace name means no namespace.
+            let (decl, qname) = match name.ns.as_deref() {
+                None | Some("") => (String::new(), local.into_owned()),
+                Some(XML_NS) => (String::new(), format!("xml:{local}")),
+                Some(XMLNS_NS) => (String::new(), format!("xmlns:{local}")),
                 Some(ns) => (
-                    format!(r#" xmlns:nu{i}="{}""#, escape(ns.as_str())),
-                    format!("nu{i}:{}", name.local),
+                    format!(r#" xmlns:nu{i}="{}""#, escape(xml_chars(ns).as_ref())),
+                    format!("nu{i}:{local}"),
                 ),
-                None => (String::new(), name.local.clone()),
             };
             out.push_str(&format!(
                 r#"<{p}:NotUnderstood qname="{}"{decl}/>"#,
@@ -57,7 +83,8 @@ pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
         out.push_str(&format!("</{p}:Header>"));
     }
     out.push_str(&format!("<{p}:Body><{p}:Fault>"));
-    let reason = partial_escape(fault.reason.as_ref());
+    let reason = xml_chars(fault.reason.as_ref());
+    let reason = partial_escape(reason.as_ref());
     match version {
         SoapVersion::V11 => {
             out.push_str(&format!(
@@ -80,12 +107,12 @@ pub fn write_fault(version: SoapVersion, fault: &Fault) -> String {
             r#"<{el} xmlns="{API_NS}"><code>{code}</code><message>{msg}</message>"#,
             el = d.element,
             code = d.code,
-            msg = partial_escape(d.message.as_str())
+            msg = partial_escape(xml_chars(&d.message).as_ref())
         ));
         for (name, value) in &d.extras {
             out.push_str(&format!(
                 "<{name}>{}</{name}>",
-                partial_escape(value.as_str())
+                partial_escape(xml_chars(value).as_ref())
             ));
         }
         out.push_str(&format!("</{}>", d.element));
