@@ -60,6 +60,29 @@ impl State {
         }
     }
 
+    /// When the queue is full, makes room for `client` by refusing the newest waiter of
+    /// the address with the most waiters, if that address has more than `client` has:
+    /// a flood from one host cannot keep everyone else from even waiting.
+    fn evict_for(&mut self, client: &Arc<str>) -> bool {
+        let mut counts: HashMap<&Arc<str>, usize> = HashMap::new();
+        for w in &self.waiting {
+            *counts.entry(&w.client).or_insert(0) += 1;
+        }
+        let own = counts.get(client).copied().unwrap_or(0);
+        let Some((biggest, n)) = counts.into_iter().max_by_key(|(_, n)| *n) else {
+            return false;
+        };
+        if n <= own + 1 {
+            return false;
+        }
+        let biggest = biggest.clone();
+        match self.waiting.iter().rposition(|w| w.client == biggest) {
+            // Dropping its grant sender tells the waiter it was refused.
+            Some(i) => self.waiting.remove(i).is_some(),
+            None => false,
+        }
+    }
+
     fn release(&mut self, client: &Arc<str>) {
         if let Some(n) = self.held.get_mut(client) {
             *n -= 1;
@@ -123,7 +146,7 @@ impl Admission {
                     client,
                 });
             }
-            if state.waiting.len() >= self.max_queue {
+            if state.waiting.len() >= self.max_queue && !state.evict_for(&client) {
                 return Err(Refusal::QueueFull);
             }
             let (grant, granted) = oneshot::channel();
@@ -136,11 +159,12 @@ impl Admission {
             });
             (id, granted)
         };
-        let granted = matches!(
-            tokio::time::timeout(self.max_wait, granted).await,
-            Ok(Ok(()))
-        );
-        if !granted {
+        let outcome = tokio::time::timeout(self.max_wait, granted).await;
+        if matches!(outcome, Ok(Err(_))) {
+            // Evicted from a full queue to make room for another address.
+            return Err(Refusal::QueueFull);
+        }
+        if !matches!(outcome, Ok(Ok(()))) {
             let mut state = self.lock();
             if let Some(i) = state.waiting.iter().position(|w| w.id == id) {
                 state.waiting.remove(i);
@@ -178,6 +202,39 @@ mod tests {
         assert_eq!(waiter.await.unwrap(), Err(Refusal::Timeout));
         drop(held);
         assert_eq!(admission.load(), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_fill_the_whole_queue() {
+        let admission = Admission::new(1, 3, Duration::from_millis(200));
+        let _held = admission.acquire("flood").await.unwrap();
+        let mut waiting = Vec::new();
+        for _ in 0..3 {
+            let admission = admission.clone();
+            waiting.push(tokio::spawn(async move {
+                admission.acquire("flood").await.map(|_| ())
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            admission.acquire("flood").await.err(),
+            Some(Refusal::QueueFull)
+        );
+        let other = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.acquire("user").await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            admission.load().1,
+            3,
+            "the other address still gets a place in the queue"
+        );
+        drop(_held);
+        assert_eq!(other.await.unwrap(), Ok(()), "and is served in its turn");
+        for w in waiting {
+            let _ = w.await;
+        }
     }
 
     #[tokio::test]
