@@ -43,6 +43,19 @@ pub struct Element {
 }
 
 impl Element {
+    fn new(
+        ns: Option<String>,
+        local: String,
+        attributes: Vec<(Option<String>, String, String)>,
+    ) -> Self {
+        Element {
+            ns,
+            local,
+            attributes,
+            ..Element::default()
+        }
+    }
+
     /// True when the element holds non-whitespace text.
     pub fn has_text(&self) -> bool {
         !self.text.trim().is_empty()
@@ -414,12 +427,7 @@ impl Parser<'_> {
                     }
                     // Understood: it carries the caller's UsernameToken.
                     self.place = Place::Security;
-                    self.capture.push(Element {
-                        ns,
-                        local,
-                        attributes,
-                        ..Element::default()
-                    });
+                    self.capture.push(Element::new(ns, local, attributes));
                 } else {
                     // No other header block is processed, so a mandatory one addressed
                     // to us cannot be honoured.
@@ -440,23 +448,13 @@ impl Parser<'_> {
                 }
                 if ns.as_deref() == Some(API_NS) && local == "UpdateUserPasswordRequest" {
                     self.place = Place::Operation;
-                    self.capture.push(Element {
-                        ns,
-                        local,
-                        attributes,
-                        ..Element::default()
-                    });
+                    self.capture.push(Element::new(ns, local, attributes));
                 } else {
                     self.place = Place::OtherBodyContent;
                 }
             }
             Place::Operation | Place::Security => {
-                self.capture.push(Element {
-                    ns,
-                    local,
-                    attributes,
-                    ..Element::default()
-                });
+                self.capture.push(Element::new(ns, local, attributes));
             }
             Place::AfterRoot => return Err(EnvelopeError::ContentAfterRoot),
         }
