@@ -951,6 +951,42 @@ fn new_connection_is_served(port: u16) -> bool {
     read_response(&mut BufReader::new(stream)).is_ok()
 }
 
+/// Waits until the server has read everything `client` sent on its connection to
+/// `port`: the server side of the connection, found in `/proc/net/tcp`, has an empty
+/// receive queue (or it is gone: answered and closed). Until then the connection may still sit in the listener's accept
+/// queue, where a stop would rightly drop it; after it, the request is in flight.
+fn wait_until_server_read(port: u16, client: &TcpStream) {
+    let client_port = client.local_addr().expect("client address").port();
+    // /proc/net/tcp writes 127.0.0.1:port as 0100007F:PORT (address in host order).
+    let local = format!("0100007F:{port:04X}");
+    let remote = format!("0100007F:{client_port:04X}");
+    let started = Instant::now();
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+        let unread = table.lines().skip(1).find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
+                .then(|| {
+                    fields
+                        .get(4)
+                        .and_then(|q| q.split_once(':'))
+                        .map(|(_, rx)| rx)
+                })
+                .flatten()
+                .map(|rx| u64::from_str_radix(rx, 16).unwrap_or(u64::MAX))
+        });
+        // Gone from the table: the server has already answered and closed it.
+        if unread.is_none_or(|n| n == 0) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not read the request within 20 s (unread: {unread:?})"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Sends `signal` while a change is in flight and checks the stop is graceful.
 fn in_flight_change_survives(signal: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -996,7 +1032,11 @@ fn in_flight_change_survives(signal: &str) {
     let stream = send(&envelope);
     let sent = Instant::now();
     let refused_stream = send(&refused);
-    // The change needs three argon2 runs (~75 ms and more): it is under way now.
+    // Both requests are in flight once the server has read them (however loaded the
+    // machine, a fixed sleep could signal while they still wait to be accepted); the
+    // held write lock keeps them from finishing.
+    wait_until_server_read(server.port, &stream);
+    wait_until_server_read(server.port, &refused_stream);
     std::thread::sleep(Duration::from_millis(15));
     server.signal(signal);
     let signalled = Instant::now();
