@@ -243,7 +243,7 @@ impl Service {
         {
             keys.push(ThrottleKey::address(&ctx.client_addr));
         }
-        let lookup = self
+        let (lookup, pair_counted) = self
             .store
             .find_caller_unless_locked(
                 credentials.account_url.key().to_string(),
@@ -268,10 +268,13 @@ impl Service {
             (Some(account), Some(user))
                 if verification.matches && user.status == UserStatus::Active =>
             {
-                self.store
-                    .reset_auth_failures(pair)
-                    .await
-                    .map_err(ServiceError::internal)?;
+                // A write only when there is a count to reset: most successes have none.
+                if pair_counted {
+                    self.store
+                        .reset_auth_failures(pair)
+                        .await
+                        .map_err(ServiceError::internal)?;
+                }
                 if verification.needs_upgrade {
                     self.upgrade(&slot, &user, &credentials.password).await;
                 }

@@ -100,7 +100,7 @@ impl AuditWriter {
 fn write_with_retries(store: &Store, batch: &[AuditRecord]) {
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=RETRIES {
-        match store.call_blocking(|conn| write_batch(conn, batch)) {
+        match store.write_blocking(|conn| write_batch(conn, batch)) {
             Ok(()) => return,
             Err(e) if attempt == RETRIES => {
                 error!(

@@ -50,6 +50,12 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    /// Taken around every write transaction of this process. SQLite lets one writer in
+    /// at a time anyway; waiting here instead of in SQLite's busy handler means a writer
+    /// starts the moment the previous one commits, rather than after a busy-handler sleep
+    /// (1, 2, 5, 10 … ms) during which a request may be holding a hashing slot. The busy
+    /// timeout still covers writers in other processes.
+    writer: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// The pragmas every connection gets: WAL so readers never block the writer,
@@ -80,7 +86,10 @@ impl Store {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            writer: Default::default(),
+        })
     }
 
     /// Runs `work` with a pooled connection on a blocking thread.
@@ -98,12 +107,38 @@ impl Store {
         .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
+    /// [`Store::call`] for work that writes: it runs under the process's writer lock.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_blocking(work))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
     /// Runs `work` with a pooled connection on the current thread (CLI commands, import).
     pub fn call_blocking<T>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
+        work(&mut conn)
+    }
+
+    /// [`Store::call_blocking`] for work that writes, under the writer lock.
+    pub fn write_blocking<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.get()?;
+        // A writer that panicked left no transaction open (rusqlite rolls back on drop).
+        let _writing = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         work(&mut conn)
     }
 
@@ -124,19 +159,23 @@ impl Store {
             .await
     }
 
-    /// Whether any of `keys` is locked now, and the caller lookup, in one round trip.
+    /// Whether any of `keys` is locked now, and the caller lookup, in one round trip:
+    /// `None` when locked, else the lookup and whether the first key (the pair) has a
+    /// failure counter a success must reset.
     pub async fn find_caller_unless_locked(
         &self,
         account_key: String,
         email_key: String,
         keys: Vec<ThrottleKey>,
         now_ms: i64,
-    ) -> Result<Option<CallerLookup>, StoreError> {
+    ) -> Result<Option<(CallerLookup, bool)>, StoreError> {
         self.call(move |conn| {
-            if throttle::locked(conn, &keys, now_ms)? {
+            let counted = throttle::counters(conn, &keys)?;
+            if counted.iter().flatten().any(|until| *until > now_ms) {
                 return Ok(None);
             }
-            directory::find_caller(conn, &account_key, &email_key).map(Some)
+            let pair_counted = counted.first().is_some_and(Option::is_some);
+            directory::find_caller(conn, &account_key, &email_key).map(|c| Some((c, pair_counted)))
         })
         .await
     }
@@ -148,13 +187,13 @@ impl Store {
         policy: ThrottlePolicy,
         now_ms: i64,
     ) -> Result<Vec<(ThrottleKey, i64)>, StoreError> {
-        self.call(move |conn| throttle::record_failure(conn, &keys, &policy, now_ms))
+        self.write(move |conn| throttle::record_failure(conn, &keys, &policy, now_ms))
             .await
     }
 
     /// Resets a pair's failure count after a successful authentication.
     pub async fn reset_auth_failures(&self, key: ThrottleKey) -> Result<(), StoreError> {
-        self.call(move |conn| throttle::reset(conn, &key)).await
+        self.write(move |conn| throttle::reset(conn, &key)).await
     }
 
     /// Looks up the target within the caller's account, with everything the permission
@@ -189,7 +228,7 @@ impl Store {
     /// Stores the new hash, history, audit and event rows in one transaction; returns
     /// the new credential version.
     pub async fn apply_change(&self, change: ChangeRecord) -> Result<i64, StoreError> {
-        self.call(move |conn| directory::apply_change(conn, &change))
+        self.write(move |conn| directory::apply_change(conn, &change))
             .await
     }
 
@@ -200,7 +239,7 @@ impl Store {
         old_hash: String,
         new_hash: String,
     ) -> Result<(), StoreError> {
-        self.call(move |conn| directory::upgrade_hash(conn, user_id, &old_hash, &new_hash))
+        self.write(move |conn| directory::upgrade_hash(conn, user_id, &old_hash, &new_hash))
             .await
     }
 
@@ -216,7 +255,7 @@ impl Store {
         plan: &DirectoryPlan,
         progress: &dyn Fn(u64),
     ) -> Result<ImportSummary, StoreError> {
-        self.call_blocking(|conn| import::import(conn, plan, progress))
+        self.write_blocking(|conn| import::import(conn, plan, progress))
     }
 
     /// Audit rows matching `filter`, oldest first.
@@ -232,7 +271,7 @@ impl Store {
     /// Acknowledges every event up to and including `id`; returns how many.
     pub fn ack_events(&self, id: i64) -> Result<usize, StoreError> {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        self.call_blocking(|conn| trail::ack(conn, id, &now))
+        self.write_blocking(|conn| trail::ack(conn, id, &now))
     }
 
     /// True when no account exists yet (the demo loads only into an empty database).

@@ -62,20 +62,16 @@ impl ThrottleKey {
     }
 }
 
-/// True when any of `keys` is locked at `now_ms`.
-pub(super) fn locked(
+/// For each of `keys`, its counter's `locked_until` (0 when never locked), or `None`
+/// when it has no counter.
+pub(super) fn counters(
     conn: &Connection,
     keys: &[ThrottleKey],
-    now_ms: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Vec<Option<i64>>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT locked_until FROM auth_throttle WHERE key = ?1")?;
-    for key in keys {
-        let until: Option<i64> = stmt.query_row([key.as_str()], |r| r.get(0)).optional()?;
-        if until.is_some_and(|u| u > now_ms) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    keys.iter()
+        .map(|key| Ok(stmt.query_row([key.as_str()], |r| r.get(0)).optional()?))
+        .collect()
 }
 
 /// Counts one failure against each key; returns the keys whose lock started now, with
