@@ -60,22 +60,36 @@ impl State {
         }
     }
 
-    /// When the queue is full, makes room for `client` by refusing the newest waiter of
-    /// the address with the most waiters, if that address has more than `client` has:
-    /// a flood from one host cannot keep everyone else from even waiting.
-    fn evict_for(&mut self, client: &Arc<str>) -> bool {
+    /// The address a full queue would evict a waiter of to make room for `client`: the
+    /// one with the most waiters, if it has more than `client` has plus one.
+    fn eviction_for(&self, client: &str) -> Option<Arc<str>> {
         let mut counts: HashMap<&Arc<str>, usize> = HashMap::new();
         for w in &self.waiting {
             *counts.entry(&w.client).or_insert(0) += 1;
         }
-        let own = counts.get(client).copied().unwrap_or(0);
-        let Some((biggest, n)) = counts.into_iter().max_by_key(|(_, n)| *n) else {
+        let own = counts
+            .iter()
+            .find(|(c, _)| c.as_ref() == client)
+            .map_or(0, |(_, n)| *n);
+        let (biggest, n) = counts.into_iter().max_by_key(|(_, n)| *n)?;
+        (n > own + 1).then(|| biggest.clone())
+    }
+
+    /// Whether a request from `client` would be let in now: a free slot, a place in the
+    /// queue, or a waiter of a bigger address to evict.
+    fn has_room(&self, client: &str, max_queue: usize) -> bool {
+        (self.free > 0 && self.waiting.is_empty())
+            || self.waiting.len() < max_queue
+            || self.eviction_for(client).is_some()
+    }
+
+    /// When the queue is full, makes room for `client` by refusing the newest waiter of
+    /// the address with the most waiters, if that address has more than `client` has:
+    /// a flood from one host cannot keep everyone else from even waiting.
+    fn evict_for(&mut self, client: &Arc<str>) -> bool {
+        let Some(biggest) = self.eviction_for(client) else {
             return false;
         };
-        if n <= own + 1 {
-            return false;
-        }
-        let biggest = biggest.clone();
         match self.waiting.iter().rposition(|w| w.client == biggest) {
             // Dropping its grant sender tells the waiter it was refused.
             Some(i) => self.waiting.remove(i).is_some(),
@@ -178,6 +192,13 @@ impl Admission {
         })
     }
 
+    /// Whether [`Admission::acquire`] for `client` would get a slot or a place in the
+    /// queue now. Lets a request that would be shed anyway be refused before it costs a
+    /// database round trip; `acquire` still decides.
+    pub fn has_room(&self, client: &str) -> bool {
+        self.lock().has_room(client, self.max_queue)
+    }
+
     /// (free slots, waiting requests), for tests and metrics.
     pub fn load(&self) -> (usize, usize) {
         let state = self.lock();
@@ -198,6 +219,7 @@ mod tests {
             async move { admission.acquire("b").await.map(|_| ()) }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!admission.has_room("c"));
         assert_eq!(admission.acquire("c").await.err(), Some(Refusal::QueueFull));
         assert_eq!(waiter.await.unwrap(), Err(Refusal::Timeout));
         drop(held);
@@ -216,6 +238,11 @@ mod tests {
             }));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!admission.has_room("flood"));
+        assert!(
+            admission.has_room("user"),
+            "room is made for another address"
+        );
         assert_eq!(
             admission.acquire("flood").await.err(),
             Some(Refusal::QueueFull)

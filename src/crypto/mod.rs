@@ -298,6 +298,12 @@ impl PasswordHasher {
         self.params
     }
 
+    /// Whether a request from `client` would be admitted or queued now (see
+    /// [`Admission::has_room`]).
+    pub fn has_room(&self, client: &str) -> bool {
+        self.admission.has_room(client)
+    }
+
     /// Takes a hashing slot for a request from `client` (its address), or answers
     /// `ServerBusy` when the queue is full or the wait bound passes.
     pub async fn admit(&self, client: &str) -> Result<Slot, ServiceError> {

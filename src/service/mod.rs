@@ -243,6 +243,11 @@ impl Service {
         {
             keys.push(ThrottleKey::address(&ctx.client_addr));
         }
+        // Overloaded: shed now, before the lookup costs a blocking-pool hop and a query,
+        // so a shed answer stays fast however busy the cores are.
+        if !self.hasher.has_room(&ctx.client_addr) {
+            return Err(ServiceError::ServerBusy);
+        }
         let (lookup, pair_counted) = self
             .store
             .find_caller_unless_locked(
