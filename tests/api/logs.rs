@@ -2,95 +2,9 @@
 //! and every call leaves exactly one access line with its identifiers. Runs the real
 //! binary (`serve --demo`) with `RUST_LOG=trace` and reads what it printed.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::*;
-
-/// The binary, serving the demo directory on a free port with every log level on.
-struct Served {
-    child: Child,
-    port: u16,
-    stdout: JoinHandle<String>,
-    stderr: JoinHandle<String>,
-}
-
-impl Served {
-    fn start(db: &std::path::Path) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_soap-passwd"))
-            .args(["serve", "--demo", "--bind", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .env("RUST_LOG", "trace")
-            .env_remove("SOAP_PASSWD_DB")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start soap-passwd");
-        let (port_tx, port_rx) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        let stdout = std::thread::spawn(move || {
-            let mut all = String::new();
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("soap-passwd listening on http://127.0.0.1:")
-                {
-                    let port = rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
-                    let _ = port_tx.send(port);
-                }
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
-        // Drained all along, so trace output can never fill the pipe and stall the server.
-        let mut err = child.stderr.take().expect("stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = err.read_to_end(&mut all);
-            String::from_utf8_lossy(&all).into_owned()
-        });
-        let port = match port_rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Some(port)) => port,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "no listening line ({other:?}); stderr: {}",
-                    stderr.join().unwrap_or_default()
-                );
-            }
-        };
-        Served {
-            child,
-            port,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Stops the server with SIGTERM (a graceful stop), then returns (stdout, stderr).
-    fn stop(mut self) -> (String, String) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().expect("poll child").is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.wait();
-        (
-            self.stdout.join().expect("stdout reader"),
-            self.stderr.join().expect("stderr reader"),
-        )
-    }
-}
 
 /// stdout without the ready-to-paste demo request, which shows the demo's published
 /// sales-admin password and an envelope on purpose (contract §9).
@@ -121,7 +35,7 @@ const TRUNCATED_SECRET: &str = "Truncated-Secret-6y";
 #[test]
 fn no_secret_reaches_the_output_at_trace_level_and_each_call_has_one_access_line() {
     let dir = tempfile::tempdir().unwrap();
-    let served = Served::start(&dir.path().join("logs.db"));
+    let mut served = Served::start(&dir.path().join("logs.db"), &["--demo"], "trace");
     let endpoint = format!("http://127.0.0.1:{}/soap", served.port);
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -188,7 +102,8 @@ fn no_secret_reaches_the_output_at_trace_level_and_each_call_has_one_access_line
     assert_eq!(calls[0].0.1, 200, "the change succeeded");
     assert!(calls[1..].iter().all(|((_, status), _, _)| *status >= 400));
 
-    let (stdout, stderr) = served.stop();
+    served.signal("TERM");
+    let Printed { stdout, stderr, .. } = served.wait_for_exit(Duration::from_secs(30));
     assert!(
         stdout.contains("Try it:"),
         "the demo banner is printed: {stdout}"
