@@ -158,10 +158,13 @@ fn parse_public_url(s: &str) -> Result<String, String> {
 
 /// Runs the command line; the binary's `main`.
 pub fn main() -> ExitCode {
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,rusqlite_migration=warn"),
-    )
-    .init();
+    crate::logging::init("info,rusqlite_migration=warn");
+    let code = run();
+    crate::logging::flush();
+    code
+}
+
+fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

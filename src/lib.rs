@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod logging;
 pub mod provision;
 pub mod service;
 pub mod soap;
