@@ -131,6 +131,27 @@ pub(super) fn import(
     plan: &DirectoryPlan,
     progress: &dyn Fn(u64),
 ) -> Result<ImportSummary, StoreError> {
+    // One transaction of a million users outgrows SQLite's default 2 MiB page cache: it
+    // then spills pages into the WAL mid-transaction and reads them back, and keeps each
+    // statement's undo journal in a temp file. A large cache and in-memory temp storage
+    // for this connection while it imports (restored after) keep that work in memory.
+    let (cache, temp): (i64, i64) = (
+        conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?,
+        conn.query_row("PRAGMA temp_store", [], |r| r.get(0))?,
+    );
+    conn.execute_batch("PRAGMA cache_size = -524288; PRAGMA temp_store = MEMORY;")?;
+    let result = import_all(conn, plan, progress);
+    conn.execute_batch(&format!(
+        "PRAGMA cache_size = {cache}; PRAGMA temp_store = {temp};"
+    ))?;
+    result
+}
+
+fn import_all(
+    conn: &mut Connection,
+    plan: &DirectoryPlan,
+    progress: &dyn Fn(u64),
+) -> Result<ImportSummary, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut summary = ImportSummary::default();
     let mut done = 0u64;
