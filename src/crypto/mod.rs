@@ -233,6 +233,8 @@ pub struct PasswordHasher {
     /// when the account or e-mail is unknown so that every failure takes the same time.
     dummy_hash: Arc<str>,
     scratch: Arc<ScratchPool>,
+    /// How long one operation took at start-up (the dummy hash).
+    one_operation: Duration,
 }
 
 /// argon2 working memory for the pool: at most one [`Scratch`] per slot is kept, and a
@@ -284,18 +286,27 @@ impl PasswordHasher {
             free: std::sync::Mutex::new(Vec::new()),
         };
         let mut first = scratch.take();
+        let started = std::time::Instant::now();
         let dummy_hash = hash_with(params, &dummy, &mut first)?;
+        let one_operation = started.elapsed();
         scratch.give(first);
         Ok(PasswordHasher {
             params,
             admission: Admission::new(slots, max_queue, max_wait),
             dummy_hash: dummy_hash.into(),
             scratch: Arc::new(scratch),
+            one_operation,
         })
     }
 
     pub fn params(&self) -> HashParams {
         self.params
+    }
+
+    /// How long one argon2 operation took when the hasher was built: a first estimate of
+    /// what an authentication costs, before any has been timed.
+    pub fn one_operation(&self) -> Duration {
+        self.one_operation
     }
 
     /// Whether a request from `client` would be admitted or queued now (see

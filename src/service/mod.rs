@@ -8,6 +8,10 @@
 
 pub mod permission;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use chrono::{SecondsFormat, Utc};
 
 use crate::crypto::{PasswordHasher, Slot};
@@ -47,6 +51,43 @@ pub struct Service {
     hasher: PasswordHasher,
     audit: AuditSink,
     defences: Defences,
+    pace: Arc<FailurePace>,
+}
+
+/// How long a failed authentication takes (lookup, wait for a slot, verify, count),
+/// smoothed over recent failures. A call refused by a lockout is answered after the same
+/// time: without it, a locked answer came back in a millisecond instead of tens, which
+/// tells a client it is locked out (contract §10: the same fault, and so the same look),
+/// and a client hammering a lock got answers as fast as it could send — a flood of cheap
+/// refusals eating the CPU that hashing for everyone else needs. The wait is a timer,
+/// not work: it holds no slot, no thread and no connection from the pool.
+struct FailurePace {
+    micros: AtomicU64,
+}
+
+impl FailurePace {
+    /// Never longer than this, whatever was measured.
+    const MAX: Duration = Duration::from_secs(2);
+
+    fn new(first: Duration) -> Self {
+        FailurePace {
+            micros: AtomicU64::new(first.as_micros() as u64),
+        }
+    }
+
+    /// Folds one failure's duration in (exponential moving average, weight 1/8).
+    fn observe(&self, took: Duration) {
+        let took = took.min(Self::MAX).as_micros() as u64;
+        let _ = self
+            .micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(old - old / 8 + took / 8)
+            });
+    }
+
+    fn current(&self) -> Duration {
+        Duration::from_micros(self.micros.load(Ordering::Relaxed)).min(Self::MAX)
+    }
 }
 
 /// Brute-force defence settings (contract §10).
@@ -68,11 +109,13 @@ fn now() -> String {
 
 impl Service {
     pub fn new(store: Store, hasher: PasswordHasher, audit: AuditSink, defences: Defences) -> Self {
+        let pace = Arc::new(FailurePace::new(hasher.one_operation()));
         Service {
             store,
             hasher,
             audit,
             defences,
+            pace,
         }
     }
 
@@ -260,7 +303,8 @@ impl Service {
         if !self.hasher.has_room(&ctx.client_addr) {
             return Err(ServiceError::ServerBusy);
         }
-        let (lookup, pair_counted) = self
+        let started = Instant::now();
+        let Some((lookup, pair_counted)) = self
             .store
             .find_caller_unless_locked(
                 credentials.account_url.key().to_string(),
@@ -270,7 +314,10 @@ impl Service {
             )
             .await
             .map_err(ServiceError::internal)?
-            .ok_or(ServiceError::LockedOut)?;
+        else {
+            tokio::time::sleep(self.pace.current().saturating_sub(started.elapsed())).await;
+            return Err(ServiceError::LockedOut);
+        };
         known.account_id = lookup.account.as_ref().map(|a| a.id);
 
         // One hashing slot for all of this request's argon2 work: a request is admitted
@@ -300,6 +347,7 @@ impl Service {
             _ => {
                 drop(slot);
                 self.count_failure(keys, credentials, ctx, known).await;
+                self.pace.observe(started.elapsed());
                 Err(ServiceError::AuthenticationFailed)
             }
         }

@@ -1,6 +1,6 @@
 //! Brute-force defence (contract §10): pair lockouts, address throttling, persistence.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use soap_passwd::service::Defences;
 use soap_passwd::store::ThrottlePolicy;
@@ -61,6 +61,56 @@ fn the_eleventh_attempt_with_the_right_password_is_refused_during_lockout_and_wo
     );
     std::thread::sleep(Duration::from_millis(1600));
     assert!(app.change(Soap::V11, OWNER, LEARNER.0, STRONG).is_success());
+}
+
+/// Pins the pace of locked-out answers (src/service/mod.rs, `FailurePace`): a call
+/// refused by a lockout is answered after about as long as a real failed sign-in takes,
+/// so its timing does not tell a client it is locked out, and hammering a lock gets
+/// answers no faster than real attempts. Compared as the median ratio of back-to-back
+/// pairs (locked pair, then a wrong password for an unlocked pair), which load from
+/// elsewhere skews far less than two separate medians. Fails without the pace: a locked
+/// answer skips argon2 and comes back an order of magnitude sooner (ratio ~0.05).
+#[test]
+fn a_locked_out_answer_takes_as_long_as_a_failed_sign_in() {
+    let app = app_with(
+        ThrottlePolicy {
+            address_threshold: 100_000,
+            ..ThrottlePolicy::default()
+        },
+        &[],
+    );
+    let timed = |caller: (&str, &str, &str)| {
+        let started = Instant::now();
+        let reply = app.change(Soap::V11, caller, LEARNER.0, STRONG);
+        let took = started.elapsed();
+        assert_client_fault(
+            &reply,
+            Soap::V11,
+            "Authorization failed",
+            "AuthenticationFailedFault",
+        );
+        took.as_secs_f64()
+    };
+    for _ in 0..10 {
+        timed(wrong(OWNER));
+    }
+    // A fresh e-mail each time, so the failures compared with are never locked.
+    let ghosts: Vec<String> = (0..15).map(|i| format!("ghost{i}@example.com")).collect();
+    let mut ratios: Vec<f64> = ghosts
+        .iter()
+        .map(|ghost| timed(OWNER) / timed(("-", ghost, "Wrong-Pass-0000-x")))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    assert!(
+        (0.5..=2.0).contains(&median),
+        "a locked-out answer takes {median:.2} times as long as a failed sign-in ({ratios:?})"
+    );
+    assert_eq!(
+        app.audit_rows_where("detail LIKE 'LOCKED_OUT%'", 15),
+        15,
+        "every one of them was refused by the lock"
+    );
 }
 
 #[test]
