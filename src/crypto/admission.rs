@@ -173,18 +173,27 @@ impl Admission {
             });
             (id, granted)
         };
-        let outcome = tokio::time::timeout(self.max_wait, granted).await;
-        if matches!(outcome, Ok(Err(_))) {
+        let mut granted = granted;
+        let outcome = tokio::time::timeout(self.max_wait, &mut granted).await;
+        let won = match outcome {
+            Ok(Ok(())) => true,
             // Evicted from a full queue to make room for another address.
-            return Err(Refusal::QueueFull);
-        }
-        if !matches!(outcome, Ok(Ok(()))) {
-            let mut state = self.lock();
-            if let Some(i) = state.waiting.iter().position(|w| w.id == id) {
-                state.waiting.remove(i);
-                return Err(Refusal::Timeout);
+            Ok(Err(_)) => false,
+            Err(_elapsed) => {
+                let mut state = self.lock();
+                if let Some(i) = state.waiting.iter().position(|w| w.id == id) {
+                    state.waiting.remove(i);
+                    return Err(Refusal::Timeout);
+                }
+                // Taken off the queue just as the wait ran out: granted (the slot was
+                // counted as ours, and the receiver, still alive, holds the grant) or
+                // evicted (the sender was dropped). Keeping the receiver until here is
+                // what lets the two be told apart.
+                granted.try_recv().is_ok()
             }
-            // Granted just as the wait ran out: the slot is ours.
+        };
+        if !won {
+            return Err(Refusal::QueueFull);
         }
         Ok(Slot {
             admission: self.clone(),
@@ -262,6 +271,42 @@ mod tests {
         for w in waiting {
             let _ = w.await;
         }
+    }
+
+    /// Waits that run out just as slots are handed on, over and over: never more slots
+    /// held than exist, and every slot back at the end. A grant that raced a timeout
+    /// used to be returned as a slot nobody had counted (one more holder than slots, and
+    /// `free` above the pool size afterwards).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timeouts_racing_grants_never_mint_a_slot() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let admission = Admission::new(2, 64, Duration::from_micros(300));
+        let live = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for t in 0..32 {
+            let (admission, live, most) = (admission.clone(), live.clone(), most.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..600 {
+                    if let Ok(slot) = admission.acquire(["a", "b", "c"][t % 3]).await {
+                        let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        live.fetch_sub(1, Ordering::SeqCst);
+                        drop(slot);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(
+            most.load(Ordering::SeqCst) <= 2,
+            "{} held at once",
+            most.load(Ordering::SeqCst)
+        );
+        assert_eq!(admission.load(), (2, 0));
     }
 
     #[tokio::test]
