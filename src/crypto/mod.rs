@@ -232,78 +232,70 @@ pub struct PasswordHasher {
     /// A hash of a random password with the configured parameters, verified against
     /// when the account or e-mail is unknown so that every failure takes the same time.
     dummy_hash: Arc<str>,
-    scratch: Arc<ScratchPool>,
     gate: Arc<ComputeGate>,
     /// How long one operation took at start-up (the dummy hash).
     one_operation: Duration,
 }
 
-/// At most `cores` argon2 operations run at once, whoever asks: a counting semaphore the
-/// blocking threads wait on. Admission lets one request more in than there are cores, so
-/// when an operation finishes the next one is already waiting here and starts on the
-/// freed core at once (a thread-to-thread wake-up), instead of after the finishing
+/// At most `cores` argon2 operations run at once, whoever asks: the gate holds one
+/// [`Scratch`] per core, and an operation runs with one taken from it (a blocking thread
+/// waits while none is left). Resident memory for argon2 is thus `cores × m_cost`,
+/// however many threads ran the work. Admission lets one request more in than there are
+/// cores, so when an operation finishes the next one is already waiting here and starts
+/// on the freed core at once (a thread-to-thread wake-up), instead of after the finishing
 /// request's task, the admission queue and the next request's task have each run. With
 /// admission alone at one request per core, that hand-off left 7–11 % of the cores idle
 /// while requests queued (the kit's heavy rows at concurrency 8 and 32).
 struct ComputeGate {
-    free: std::sync::Mutex<usize>,
+    free: std::sync::Mutex<Vec<Scratch>>,
     freed: std::sync::Condvar,
 }
 
 impl ComputeGate {
-    fn new(n: usize) -> Self {
+    /// `n` scratches for operations of up to `params`, each allocated on first use.
+    fn new(n: usize, params: HashParams) -> Self {
         ComputeGate {
-            free: std::sync::Mutex::new(n.max(1)),
+            free: std::sync::Mutex::new((0..n.max(1)).map(|_| Scratch::new(params)).collect()),
             freed: std::sync::Condvar::new(),
         }
     }
 
-    /// Runs `work` once a core is free; call on a blocking thread.
-    fn run<T>(&self, work: impl FnOnce() -> T) -> T {
-        {
+    /// Runs `work` with a scratch once a core is free; call on a blocking thread.
+    fn run<T>(&self, work: impl FnOnce(&mut Scratch) -> T) -> T {
+        let scratch = {
             let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-            while *free == 0 {
-                free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+            loop {
+                match free.pop() {
+                    Some(scratch) => break scratch,
+                    None => free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner()),
+                }
             }
-            *free -= 1;
-        }
+        };
         // Given back even if `work` panics.
-        struct Permit<'a>(&'a ComputeGate);
+        struct Permit<'a> {
+            gate: &'a ComputeGate,
+            scratch: Scratch,
+        }
         impl Drop for Permit<'_> {
             fn drop(&mut self) {
-                *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                self.0.freed.notify_one();
+                let kept = Scratch {
+                    blocks: Vec::new(),
+                    keep: self.scratch.keep,
+                };
+                let scratch = std::mem::replace(&mut self.scratch, kept);
+                self.gate
+                    .free
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(scratch);
+                self.gate.freed.notify_one();
             }
         }
-        let _permit = Permit(self);
-        work()
-    }
-}
-
-/// argon2 working memory for the pool: at most one [`Scratch`] per slot is kept, and a
-/// slot's work takes one for its blocking thread and gives it back after. Resident
-/// memory for argon2 is thus `slots × m_cost`, however many threads ran the work.
-struct ScratchPool {
-    params: HashParams,
-    keep: usize,
-    free: std::sync::Mutex<Vec<Scratch>>,
-}
-
-impl ScratchPool {
-    fn take(&self) -> Scratch {
-        self.free
-            .lock()
-            .ok()
-            .and_then(|mut free| free.pop())
-            .unwrap_or_else(|| Scratch::new(self.params))
-    }
-
-    fn give(&self, scratch: Scratch) {
-        if let Ok(mut free) = self.free.lock()
-            && free.len() < self.keep
-        {
-            free.push(scratch);
-        }
+        let mut permit = Permit {
+            gate: self,
+            scratch,
+        };
+        work(&mut permit.scratch)
     }
 }
 
@@ -324,22 +316,15 @@ impl PasswordHasher {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>(),
         );
-        let scratch = ScratchPool {
-            params,
-            keep: slots.max(1),
-            free: std::sync::Mutex::new(Vec::new()),
-        };
-        let mut first = scratch.take();
+        let gate = ComputeGate::new(slots, params);
         let started = std::time::Instant::now();
-        let dummy_hash = hash_with(params, &dummy, &mut first)?;
+        let dummy_hash = gate.run(|scratch| hash_with(params, &dummy, scratch))?;
         let one_operation = started.elapsed();
-        scratch.give(first);
         Ok(PasswordHasher {
             params,
             admission: Admission::new(slots.max(1) + 1, max_queue, max_wait),
-            gate: Arc::new(ComputeGate::new(slots)),
+            gate: Arc::new(gate),
             dummy_hash: dummy_hash.into(),
-            scratch: Arc::new(scratch),
             one_operation,
         })
     }
@@ -369,24 +354,17 @@ impl PasswordHasher {
         })
     }
 
-    /// Runs `work` on a blocking thread, once the gate has a core for it, with a scratch
-    /// memory from the pool. Only requests holding a slot get here.
+    /// Runs `work` on a blocking thread, once the gate has a core (and its scratch
+    /// memory) for it. Only requests holding a slot get here.
     async fn run<T: Send + 'static>(
         &self,
         _slot: &Slot,
         work: impl FnOnce(&mut Scratch) -> T + Send + 'static,
     ) -> Result<T, ServiceError> {
-        let (pool, gate) = (self.scratch.clone(), self.gate.clone());
-        tokio::task::spawn_blocking(move || {
-            gate.run(|| {
-                let mut scratch = pool.take();
-                let out = work(&mut scratch);
-                pool.give(scratch);
-                out
-            })
-        })
-        .await
-        .map_err(ServiceError::internal)
+        let gate = self.gate.clone();
+        tokio::task::spawn_blocking(move || gate.run(work))
+            .await
+            .map_err(ServiceError::internal)
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is no
@@ -465,14 +443,14 @@ mod tests {
     #[test]
     fn the_compute_gate_bounds_concurrent_operations() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let gate = Arc::new(ComputeGate::new(2));
+        let gate = Arc::new(ComputeGate::new(2, HashParams::default()));
         let (live, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let (gate, live, most) = (gate.clone(), live.clone(), most.clone());
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        gate.run(|| {
+                        gate.run(|_| {
                             let now = live.fetch_add(1, Ordering::SeqCst) + 1;
                             most.fetch_max(now, Ordering::SeqCst);
                             std::thread::sleep(Duration::from_micros(200));
@@ -486,7 +464,7 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), 2);
-        assert_eq!(*gate.free.lock().unwrap(), 2);
+        assert_eq!(gate.free.lock().unwrap().len(), 2);
     }
 
     /// Hashes made with the reused scratch are the argon2 crate's own PHC strings: its
