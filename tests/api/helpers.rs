@@ -399,6 +399,11 @@ impl Drop for TestApp {
 }
 
 fn into_reply(resp: reqwest::blocking::Response) -> Reply {
+    try_into_reply(resp).expect("body")
+}
+
+/// A response as a [`Reply`], or the error reading its body (a connection cut short).
+pub fn try_into_reply(resp: reqwest::blocking::Response) -> reqwest::Result<Reply> {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let content_type = headers
@@ -406,13 +411,13 @@ fn into_reply(resp: reqwest::blocking::Response) -> Reply {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let body = resp.text().expect("body");
-    Reply {
+    let body = resp.text()?;
+    Ok(Reply {
         status,
         content_type,
         headers,
         body,
-    }
+    })
 }
 
 /// Asserts `reply` is a typed client fault of `version` with the given faultstring and

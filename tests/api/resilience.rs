@@ -140,21 +140,7 @@ fn post(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = req.send()?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let body = resp.text()?;
-    Ok(Reply {
-        status,
-        content_type,
-        headers,
-        body,
-    })
+    try_into_reply(req.send()?)
 }
 
 /// `caller` sets `user_id`'s password over body credentials.
