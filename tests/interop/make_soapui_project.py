@@ -2,11 +2,15 @@
 """Writes fixtures/soapui-project.xml: a SoapUI project that loads the served WSDL and holds
 one request per file in fixtures/requests (verbatim), with assertions on success and on
 each fault's detail element. Re-run after changing a request fixture; a Rust test
-(tests/api/soapui.rs) fails when the project and the fixtures drift apart.
+(tests/api/soapui.rs) fails when the project and the fixtures drift apart, and .ci/test
+regenerates the project into a temporary file and fails unless it is byte-identical to
+fixtures/soapui-project.xml (the output is deterministic).
 
-Usage: tests/interop/make_soapui_project.py   (from the repository root or anywhere)
+Usage: tests/interop/make_soapui_project.py [OUTPUT]   (from the repository root or anywhere;
+OUTPUT defaults to fixtures/soapui-project.xml)
 """
 import pathlib
+import sys
 import uuid
 from xml.sax.saxutils import quoteattr
 
@@ -79,7 +83,7 @@ def assertions(outcome):
     return out
 
 
-def main():
+def main(output):
     requests = sorted((ROOT / "fixtures" / "requests").glob("*.xml"))
     names = [p.stem for p in requests]
     missing = set(names) ^ set(OUTCOMES)
@@ -140,9 +144,10 @@ def main():
   <con:oAuth1ProfileContainer/>
 </con:soapui-project>
 """
-    (ROOT / "fixtures" / "soapui-project.xml").write_text(project, encoding="utf-8")
-    print(f"wrote fixtures/soapui-project.xml with {len(steps)} requests")
+    # newline="": the same bytes on every platform.
+    output.write_text(project, encoding="utf-8", newline="")
+    print(f"wrote {output} with {len(steps)} requests")
 
 
 if __name__ == "__main__":
-    main()
+    main(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "fixtures" / "soapui-project.xml")
