@@ -1,4 +1,5 @@
 //! fixtures/soapui-project.xml stays in step with the request fixtures and the served WSDL.
+//! (`.ci/test` also regenerates the project and byte-compares it with the committed file.)
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
