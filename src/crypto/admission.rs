@@ -109,6 +109,33 @@ impl State {
     }
 }
 
+/// A request's place in the queue while it waits. A request can be cancelled while it
+/// waits (actix drops the handler when its client goes away): then the place leaves the
+/// queue, so it no longer takes room there, and a slot granted to it in the meantime (sent,
+/// not yet received) is handed on instead of being lost to the pool for good.
+struct Place {
+    admission: Arc<Admission>,
+    client: Arc<str>,
+    id: u64,
+    granted: oneshot::Receiver<()>,
+    /// The wait ended and `acquire` took its outcome.
+    settled: bool,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let mut state = self.admission.lock();
+        if let Some(i) = state.waiting.iter().position(|w| w.id == self.id) {
+            state.waiting.remove(i);
+        } else if self.granted.try_recv().is_ok() {
+            state.release(&self.client);
+        }
+    }
+}
+
 /// The slots of the argon2 pool.
 pub struct Admission {
     state: Mutex<State>,
@@ -173,8 +200,15 @@ impl Admission {
             });
             (id, granted)
         };
-        let mut granted = granted;
-        let outcome = tokio::time::timeout(self.max_wait, &mut granted).await;
+        let mut place = Place {
+            admission: self.clone(),
+            client: client.clone(),
+            id,
+            granted,
+            settled: false,
+        };
+        let outcome = tokio::time::timeout(self.max_wait, &mut place.granted).await;
+        place.settled = true;
         let won = match outcome {
             Ok(Ok(())) => true,
             // Evicted from a full queue to make room for another address.
@@ -189,7 +223,7 @@ impl Admission {
                 // counted as ours, and the receiver, still alive, holds the grant) or
                 // evicted (the sender was dropped). Keeping the receiver until here is
                 // what lets the two be told apart.
-                granted.try_recv().is_ok()
+                place.granted.try_recv().is_ok()
             }
         };
         if !won {
@@ -233,6 +267,42 @@ mod tests {
         assert_eq!(waiter.await.unwrap(), Err(Refusal::Timeout));
         drop(held);
         assert_eq!(admission.load(), (1, 0));
+    }
+
+    /// Polls `wait` once, so that it takes its place in the queue, and leaves it pending.
+    async fn enqueue<F: std::future::Future + Unpin>(wait: &mut F) {
+        tokio::select! {
+            biased;
+            _ = wait => panic!("the wait ended at once"),
+            () = std::future::ready(()) => {}
+        }
+    }
+
+    /// A request cancelled while it waits (its client went away) leaves the queue, and a
+    /// slot granted to it before it could take it goes back to the pool. Without that,
+    /// each such cancellation took a slot for good.
+    #[tokio::test]
+    async fn a_cancelled_wait_leaves_the_queue_and_returns_a_granted_slot() {
+        let admission = Admission::new(1, 4, Duration::from_secs(5));
+        let held = admission.acquire("a").await.unwrap();
+        let mut cancelled = Box::pin(admission.acquire("b"));
+        enqueue(&mut cancelled).await;
+        assert_eq!(admission.load(), (0, 1));
+        drop(cancelled);
+        assert_eq!(
+            admission.load(),
+            (0, 0),
+            "the cancelled wait left the queue"
+        );
+
+        let mut granted_then_cancelled = Box::pin(admission.acquire("c"));
+        enqueue(&mut granted_then_cancelled).await;
+        drop(held); // the slot is sent to "c", which never takes it
+        assert_eq!(admission.load(), (0, 0));
+        drop(granted_then_cancelled);
+        assert_eq!(admission.load(), (1, 0), "the granted slot went back");
+        let again = admission.acquire("d").await;
+        assert!(again.is_ok());
     }
 
     #[tokio::test]
