@@ -5,25 +5,27 @@ use crate::store::{TargetRecord, UserRecord};
 
 /// Decides whether `caller` may set `target`'s password.
 ///
-/// Status checks (deactivated, externally managed) come after the reach checks, so a
-/// caller learns a user's status only when it could otherwise change that user's password.
+/// The rules of §5 are stated for an active, locally managed target; any other target is
+/// refused for what it is (`USER_DEACTIVATED`, `EXTERNALLY_MANAGED`), whoever asks, as the
+/// contract says. It tells an authenticated caller of the same account no more than
+/// `UnknownUserFault` already does (that the id exists).
 pub fn authorise(
     caller: &UserRecord,
     target: &TargetRecord,
     self_service: bool,
 ) -> Result<(), DenyReason> {
+    if target.user.status == UserStatus::Deactivated {
+        return Err(DenyReason::UserDeactivated);
+    }
+    if target.user.externally_managed {
+        return Err(DenyReason::ExternallyManaged);
+    }
     if caller.id == target.user.id {
         if !self_service {
             by_rank(caller, target).map_err(|_| DenyReason::SelfServiceDisabled)?;
         }
     } else {
         by_rank(caller, target)?;
-    }
-    if target.user.status == UserStatus::Deactivated {
-        return Err(DenyReason::UserDeactivated);
-    }
-    if target.user.externally_managed {
-        return Err(DenyReason::ExternallyManaged);
     }
     Ok(())
 }
@@ -142,25 +144,25 @@ mod tests {
         );
     }
 
+    /// Contract §5: a deactivated or externally managed target is refused for that,
+    /// whoever asks, in or out of reach.
     #[test]
-    fn status_is_revealed_only_to_callers_in_reach() {
+    fn a_deactivated_or_external_target_is_refused_for_what_it_is() {
         let owner = user(1, Role::Owner);
+        let learner = user(7, Role::User);
         let mut gone = user(8, Role::User);
         gone.status = UserStatus::Deactivated;
-        assert_eq!(
-            authorise(&owner, &target(gone.clone(), false, true), true),
-            Err(DenyReason::UserDeactivated)
-        );
-        let learner = user(7, Role::User);
-        assert_eq!(
-            authorise(&learner, &target(gone, false, true), true),
-            Err(DenyReason::NotInScope)
-        );
         let mut sso = user(9, Role::User);
         sso.externally_managed = true;
-        assert_eq!(
-            authorise(&owner, &target(sso, false, true), true),
-            Err(DenyReason::ExternallyManaged)
-        );
+        for caller in [&owner, &learner] {
+            assert_eq!(
+                authorise(caller, &target(gone.clone(), false, true), true),
+                Err(DenyReason::UserDeactivated)
+            );
+            assert_eq!(
+                authorise(caller, &target(sso.clone(), false, true), true),
+                Err(DenyReason::ExternallyManaged)
+            );
+        }
     }
 }

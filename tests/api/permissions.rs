@@ -366,20 +366,33 @@ fn externally_managed_target_is_refused_as_externally_managed() {
     );
 }
 
+/// Contract §5 states its rules for an active, locally managed target: any other target
+/// gives its own reason whoever asks, even a caller who could not reach it otherwise
+/// (here a department admin and a learner of another department), in both versions.
 #[test]
-fn caller_without_reach_learns_nothing_about_a_targets_status() {
+fn a_deactivated_or_external_target_gives_its_reason_to_callers_out_of_reach_too() {
     let app = spawn_app();
-    let active = app.change(Soap::V11, ENG_ADMIN, LEARNER.0, STRONG);
-    assert_denied(&active, Soap::V11, "NOT_IN_SCOPE");
-    for target in [FORMER.0, SSO.0] {
-        let reply = app.change(Soap::V11, ENG_ADMIN, target, STRONG);
-        assert_denied(&reply, Soap::V11, "NOT_IN_SCOPE");
-        assert_eq!(reply.text("message"), active.text("message"));
-        assert_denied(
-            &app.change(Soap::V12, LEARNER2, target, STRONG),
-            Soap::V12,
-            "NOT_IN_SCOPE",
-        );
+    assert_denied(
+        &app.change(Soap::V11, ENG_ADMIN, LEARNER.0, STRONG),
+        Soap::V11,
+        "NOT_IN_SCOPE",
+    );
+    for (target, reason) in [
+        (FORMER.0, "USER_DEACTIVATED"),
+        (SSO.0, "EXTERNALLY_MANAGED"),
+    ] {
+        for version in BOTH {
+            assert_denied(
+                &app.change(version, ENG_ADMIN, target, STRONG),
+                version,
+                reason,
+            );
+            assert_denied(
+                &app.change(version, LEARNER2, target, STRONG),
+                version,
+                reason,
+            );
+        }
     }
 }
 
