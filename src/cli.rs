@@ -87,6 +87,11 @@ struct DbArg {
     db: PathBuf,
 }
 
+/// Upper bounds of the lockout flags: far beyond any sensible setting, and small enough
+/// that a lock's end time in milliseconds stays far from overflowing.
+const MAX_WINDOW_SECS: u64 = 30 * 24 * 3600;
+const MAX_LOCK_SECS: u64 = 365 * 24 * 3600;
+
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
@@ -113,14 +118,14 @@ struct ServeArgs {
     /// Failed sign-ins from one client address within the window that throttle it.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     address_threshold: u32,
-    /// The counting window, in seconds.
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    /// The counting window, in seconds (at most 30 days).
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_WINDOW_SECS))]
     lockout_window: u64,
-    /// The first lock's length in seconds; each repeat doubles it.
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    /// The first lock's length in seconds; each repeat doubles it (at most a year).
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCK_SECS))]
     lockout_duration: u64,
-    /// The longest lock, in seconds.
-    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    /// The longest lock, in seconds (at most a year).
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCK_SECS))]
     lockout_max: u64,
     /// A client address exempt from the address throttle (repeatable): an LMS or
     /// middleware relaying many users' calls. Pair lockouts still apply.
@@ -188,17 +193,45 @@ fn run() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args).map_err(Stop::Failed),
         Command::Import(args) => import(args),
         Command::Audit(args) => audit(args),
         Command::Events(args) => events(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        // `soap-passwd audit | head`: the reader has what it wanted.
+        Ok(()) | Err(Stop::ReaderGone) => ExitCode::SUCCESS,
+        Err(Stop::Failed(message)) => {
             eprintln!("soap-passwd: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Why a command ended before its work was done.
+enum Stop {
+    /// Reported as one line on stderr, exit 1.
+    Failed(String),
+    /// Standard output was closed by its reader: stop printing, exit 0.
+    ReaderGone,
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Self {
+        Stop::Failed(message)
+    }
+}
+
+/// Prints one line on standard output (`println!` would panic on a closed pipe).
+fn say(line: std::fmt::Arguments<'_>) -> Result<(), Stop> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Stop::ReaderGone),
+        Err(e) => Err(Stop::Failed(format!(
+            "cannot write to standard output: {e}"
+        ))),
     }
 }
 
@@ -249,22 +282,28 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             host
         };
         let endpoint = format!("http://{host}:{}/soap", app.port());
-        println!("soap-passwd listening on {endpoint} (WSDL: {endpoint}?wsdl)");
+        // Nobody reading standard output is no reason to stop serving.
+        let _ = say(format_args!(
+            "soap-passwd listening on {endpoint} (WSDL: {endpoint}?wsdl)"
+        ));
         if args.demo {
-            println!("\nTry it:\n\n{}\n", crate::demo::ready_request(&endpoint));
+            let _ = say(format_args!(
+                "\nTry it:\n\n{}\n",
+                crate::demo::ready_request(&endpoint)
+            ));
         }
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
 }
 
-fn import(args: ImportArgs) -> Result<(), String> {
+fn import(args: ImportArgs) -> Result<(), Stop> {
     let json = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
     let settings = Settings::new("127.0.0.1:0", args.db.db);
     let store = startup::open_store(&settings).map_err(|e| e.to_string())?;
     let summary = provision::import_json(&store, &json, settings.hash)
         .map_err(|e| format!("{}: {e}", args.file.display()))?;
-    println!(
+    say(format_args!(
         "imported {}: {} accounts, {} departments, {} roles, {} users created, {} updated",
         args.file.display(),
         summary.accounts,
@@ -272,8 +311,7 @@ fn import(args: ImportArgs) -> Result<(), String> {
         summary.roles,
         summary.users_created,
         summary.users_updated
-    );
-    Ok(())
+    ))
 }
 
 /// Opens an existing database for the read-mostly commands.
@@ -284,13 +322,12 @@ fn open_for_reading(db: PathBuf) -> Result<crate::store::Store, String> {
     startup::open_store(&Settings::new("127.0.0.1:0", db)).map_err(|e| e.to_string())
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Stop> {
     let line = serde_json::to_string(value).map_err(|e| e.to_string())?;
-    println!("{line}");
-    Ok(())
+    say(format_args!("{line}"))
 }
 
-fn audit(args: AuditArgs) -> Result<(), String> {
+fn audit(args: AuditArgs) -> Result<(), Stop> {
     let store = open_for_reading(args.db.db)?;
     let filter = crate::store::AuditFilter {
         account_key: args
@@ -306,7 +343,7 @@ fn audit(args: AuditArgs) -> Result<(), String> {
         if args.json {
             print_json(r)?;
         } else {
-            println!(
+            say(format_args!(
                 "{} {:<22} {:<28} account={} caller={} ({}) target={} client={} request={}",
                 r.at,
                 r.outcome,
@@ -317,13 +354,13 @@ fn audit(args: AuditArgs) -> Result<(), String> {
                 dash(&r.target_id),
                 r.client_addr,
                 r.request_id
-            );
+            ))?;
         }
     }
     Ok(())
 }
 
-fn events(args: EventsArgs) -> Result<(), String> {
+fn events(args: EventsArgs) -> Result<(), Stop> {
     let store = open_for_reading(args.db.db)?;
     if let Some(id) = args.ack {
         let n = store.ack_events(id).map_err(|e| e.to_string())?;
@@ -334,7 +371,7 @@ fn events(args: EventsArgs) -> Result<(), String> {
         if args.json {
             print_json(&e)?;
         } else {
-            println!(
+            say(format_args!(
                 "{} {} {} account={} user={} email={} credential_version={} request={}",
                 e.id,
                 e.at,
@@ -344,7 +381,7 @@ fn events(args: EventsArgs) -> Result<(), String> {
                 e.email,
                 e.credential_version,
                 e.request_id
-            );
+            ))?;
         }
     }
     Ok(())

@@ -106,7 +106,7 @@ pub(super) fn record_failure(
                 .lock_ms
                 .saturating_mul(doubling)
                 .min(policy.max_lock_ms);
-            locked_until = now_ms + lock;
+            locked_until = now_ms.saturating_add(lock);
             lockouts += 1;
             failures = 0;
             window_start = now_ms;

@@ -560,8 +560,54 @@ fn cli_errors_are_one_line_on_stderr_and_never_a_panic() {
         &soap_passwd(&["serve", "--db", db, "--bind", "not an address"]),
         "cannot listen on not an address",
     );
+    assert_one_line_failure(
+        &soap_passwd(&["serve", "--db", db, "--lockout-max", "99999999999"]),
+        "--lockout-max",
+    );
+    // A file that is not an SQLite database is refused and left as it was.
+    assert_one_line_failure(
+        &soap_passwd(&["import", DEMO_PATH, "--db", not_json]),
+        "not.json",
+    );
+    assert_eq!(
+        std::fs::read_to_string(not_json).unwrap(),
+        "{ \"accounts\": [ nope"
+    );
+    // A port another process holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    assert_one_line_failure(
+        &soap_passwd(&["serve", "--db", db, "--bind", &taken]),
+        &format!("cannot listen on {taken}"),
+    );
     // None of these touched the database.
     assert_eq!(count(Path::new(db), "accounts"), 0);
+}
+
+/// Contract §9: `--db` defaults to `SOAP_PASSWD_DB`, else `./soap-passwd.db`.
+#[test]
+fn the_database_is_soap_passwd_db_else_the_working_directorys_soap_passwd_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_env = dir.path().join("from-env.db");
+    let import_in_dir = |env: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_soap-passwd"));
+        command
+            .args(["import", DEMO_PATH])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("SOAP_PASSWD_DB");
+        if let Some(path) = env {
+            command.env("SOAP_PASSWD_DB", path);
+        }
+        let out = command.output().expect("run soap-passwd");
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    import_in_dir(Some(&from_env));
+    assert_eq!(count(&from_env, "accounts"), 1);
+    let default = dir.path().join("soap-passwd.db");
+    assert!(!default.exists(), "SOAP_PASSWD_DB was not used");
+    import_in_dir(None);
+    assert_eq!(count(&default, "accounts"), 1);
 }
 
 #[test]

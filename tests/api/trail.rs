@@ -140,3 +140,41 @@ fn the_trail_commands_refuse_a_missing_database_in_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// `soap-passwd audit | head -1`: a reader that closes the pipe early ends the listing
+/// quietly with exit 0 (a plain `println!` panics on the closed pipe, exit 101 and a
+/// panic message on stderr).
+#[test]
+fn a_reader_closing_the_pipe_early_is_no_error() {
+    let app = spawn_app();
+    assert!(
+        app.change(Soap::V11, SALES_ADMIN, LEARNER.0, STRONG)
+            .is_success()
+    );
+    for _ in 0..3 {
+        app.change(Soap::V11, SALES_ADMIN, ENGINEER.0, STRONG);
+    }
+    assert_eq!(app.audit_rows("PERMISSION_DENIED", 3), 3);
+    for command in ["audit", "events"] {
+        for format in [None, Some("--json")] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_soap-passwd"))
+                .arg(command)
+                .args(format)
+                .arg("--db")
+                .arg(&app.db_path)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run soap-passwd");
+            // Close the reading end before the command has written anything.
+            drop(child.stdout.take());
+            let out = child.wait_with_output().expect("wait");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && !stderr.contains("panicked"),
+                "{command} {format:?}: {:?}\n{stderr}",
+                out.status
+            );
+        }
+    }
+}
