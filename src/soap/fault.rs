@@ -115,9 +115,9 @@ impl Fault {
                 "Authorization failed",
                 "AuthenticationFailedFault",
                 "AUTHENTICATION_FAILED",
-                "WS-Security PasswordDigest tokens are not supported: passwords are stored only as \
-                 argon2id hashes, so a digest cannot be checked. Send a PasswordText token over TLS, \
-                 or credentials in the Body."
+                "WS-Security PasswordDigest tokens (and any password type but PasswordText) are not \
+                 supported: passwords are stored only as argon2id hashes, so a digest cannot be \
+                 checked. Send a PasswordText token over TLS, or credentials in the Body."
                     .into(),
                 Vec::new(),
             ),

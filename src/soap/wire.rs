@@ -301,9 +301,11 @@ pub fn decode_update_password(
     origin: &RequestOrigin,
 ) -> Result<UpdatePasswordRequest, ServiceError> {
     let wire = UpdateUserPasswordWire::decode(op)?;
+    // Body credentials take precedence: then the token is not read at all, so a token
+    // the middleware got wrong cannot fail a call that authenticates in the Body.
     let token = match security {
-        Some(s) => UsernameTokenWire::decode(s)?,
-        None => None,
+        Some(s) if wire.credentials.is_none() => UsernameTokenWire::decode(s)?,
+        _ => None,
     };
     wire.into_domain(token, origin)
 }

@@ -410,6 +410,27 @@ fn body_credentials_take_precedence_over_a_token() {
             &format!("{new_password}-x"),
         );
 
+        // Body credentials and a token the middleware got wrong (a digest, two
+        // Usernames, elements in the Password): the token is not read, the call succeeds.
+        let garbled = [
+            digest_token(OWNER),
+            format!(
+                "<wsse:UsernameToken><wsse:Username>{0}</wsse:Username><wsse:Username>{0}</wsse:Username></wsse:UsernameToken>",
+                OWNER.1
+            ),
+            "<wsse:UsernameToken><wsse:Password><x/></wsse:Password></wsse:UsernameToken>".into(),
+        ];
+        for (j, token) in garbled.iter().enumerate() {
+            let new_password = format!("{STRONG}-garbled-{i}-{j}");
+            let reply = post_token(
+                &app,
+                v,
+                &security(v, true, token),
+                &request(ACCOUNT, OWNER.1, OWNER.2, LEARNER.0, &new_password),
+            );
+            assert!(reply.is_success(), "{token}: {}", reply.body);
+        }
+
         // Wrong body credentials, right token: the body decides, and fails.
         let reply = post_token(
             &app,
