@@ -219,7 +219,10 @@ pub fn verify_with(phc: &str, password: &Password, scratch: &mut Scratch) -> boo
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verification {
     pub matches: bool,
-    /// The stored hash is weaker than the configured parameters and should be replaced.
+    /// The stored hash is weaker than the configured parameters (an imported hash not
+    /// yet upgraded): checking it took less time than a check at ours.
+    pub weaker: bool,
+    /// `matches` and `weaker`: the hash should be replaced.
     pub needs_upgrade: bool,
 }
 
@@ -381,14 +384,14 @@ impl PasswordHasher {
         let wanted = self.params;
         self.run(slot, move |scratch| {
             let matches = verify_with(&phc, &password, scratch) && known;
-            let needs_upgrade = matches
-                && validate_hash(&phc).is_ok_and(|p| {
-                    u64::from(p.m_cost) * u64::from(p.t_cost)
-                        < u64::from(wanted.m_cost) * u64::from(wanted.t_cost)
-                });
+            let weaker = validate_hash(&phc).is_ok_and(|p| {
+                u64::from(p.m_cost) * u64::from(p.t_cost)
+                    < u64::from(wanted.m_cost) * u64::from(wanted.t_cost)
+            });
             Verification {
                 matches,
-                needs_upgrade,
+                weaker,
+                needs_upgrade: matches && weaker,
             }
         })
         .await
