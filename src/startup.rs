@@ -141,10 +141,7 @@ impl Application {
         // the database file so it is complete on its own.
         let flushed = tokio::task::spawn_blocking(move || {
             writer.finish();
-            store.call_blocking(|conn| {
-                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
-                Ok(())
-            })
+            store.checkpoint()
         });
         match tokio::time::timeout(Duration::from_secs(90), flushed).await {
             Ok(Ok(Ok(()))) => {

@@ -274,6 +274,15 @@ impl Store {
         self.write_blocking(|conn| trail::ack(conn, id, &now))
     }
 
+    /// Folds the write-ahead log into the database file, so the file is complete on its
+    /// own (the last step of a graceful stop).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.call_blocking(|conn| {
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+            Ok(())
+        })
+    }
+
     /// True when no account exists yet (the demo loads only into an empty database).
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         self.call_blocking(|conn| {
