@@ -480,3 +480,32 @@ fn deep_tree_top_admin_reaches_the_bottom_but_middle_admin_cannot_reach_up() {
 fn demo_json() -> &'static str {
     soap_passwd::demo::DEMO_JSON
 }
+
+/// The import cannot make a department its own ancestor, but a database edited by hand
+/// (or by a future sync) could. The upward walk of the scope query is a recursive CTE
+/// with `UNION`, so a cycle ends the walk instead of looping: the decision still comes,
+/// and is still right, for callers whose scope is on the cycle and off it.
+#[test]
+fn a_cycle_in_the_department_tree_cannot_hang_a_decision() {
+    let app = spawn_app();
+    // d-root becomes a child of d-emea: d-emea → d-sales → d-root → d-emea → …
+    let changed = app
+        .db()
+        .execute(
+            "UPDATE departments SET parent_id = (SELECT id FROM departments WHERE ext_id = 'd-emea')
+              WHERE ext_id = 'd-root'",
+            [],
+        )
+        .expect("make a cycle");
+    assert_eq!(changed, 1);
+    for version in BOTH {
+        let started = std::time::Instant::now();
+        assert_denied(
+            &app.change(version, ENG_ADMIN, LEARNER.0, STRONG),
+            version,
+            "NOT_IN_SCOPE",
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+    assert_changed(&app.change(Soap::V11, SALES_ADMIN, LEARNER.0, STRONG));
+}
