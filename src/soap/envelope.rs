@@ -30,7 +30,10 @@ impl Default for Limits {
 }
 
 /// A namespace-resolved element of the operation's subtree.
-#[derive(Debug, Default)]
+///
+/// Its text may be a password (the caller's, the new one, a token's) until `wire` moves it
+/// into a `SecretString`: so `Debug` never shows text, and a dropped element wipes its own.
+#[derive(Default)]
 pub struct Element {
     /// The namespace URI, or `None` for an unqualified element.
     pub ns: Option<String>,
@@ -40,6 +43,27 @@ pub struct Element {
     /// All character data directly inside the element (text, CDATA, references).
     pub text: String,
     pub children: Vec<Element>,
+}
+
+impl std::fmt::Debug for Element {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Element")
+            .field("ns", &self.ns)
+            .field("local", &self.local)
+            .field("attributes", &self.attributes.len())
+            .field(
+                "text",
+                &format_args!("[{} bytes redacted]", self.text.len()),
+            )
+            .field("children", &self.children)
+            .finish()
+    }
+}
+
+impl Drop for Element {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.text);
+    }
 }
 
 impl Element {
@@ -52,7 +76,8 @@ impl Element {
             ns,
             local,
             attributes,
-            ..Element::default()
+            text: String::new(),
+            children: Vec::new(),
         }
     }
 
@@ -615,6 +640,16 @@ mod tests {
 
     fn parse(s: &str) -> Result<ParsedEnvelope, EnvelopeError> {
         parse_envelope(s, &Limits::default()).map_err(|r| r.error)
+    }
+
+    #[test]
+    fn debug_output_of_a_parsed_envelope_shows_no_text() {
+        let env = parse(OK11).unwrap();
+        let shown = format!("{env:?}");
+        assert!(shown.contains("UpdateUserPasswordRequest"), "{shown}");
+        for secret in ["p&A<c>", "new", "e@x.io"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn text_of(
             parameter,
             format!("{parameter} holds elements instead of text"),
         )),
-        Some(e) => Ok(Some(e.text)),
+        Some(mut e) => Ok(Some(std::mem::take(&mut e.text))),
     }
 }
 
