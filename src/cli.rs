@@ -267,7 +267,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| format!("demo import failed: {e}"))?;
             log::info!("demo directory loaded: {} users", summary.users_created);
         } else {
-            log::info!("database is not empty; the demo directory was not loaded again");
+            log::warn!(
+                "database is not empty; the demo directory was not loaded (the request printed \
+                 below works only on a database that holds it)"
+            );
         }
     }
     actix_web::rt::System::new().block_on(async move {
