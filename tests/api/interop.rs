@@ -442,6 +442,42 @@ fn body_credentials_take_precedence_over_a_token() {
     }
 }
 
+/// The same through the real command line: the binary started without and with
+/// `--trust-forwarded-host`, a token call whose `Host` names no account and whose
+/// `X-Forwarded-Host` names the demo account.
+#[test]
+fn the_binary_trusts_x_forwarded_host_only_with_its_flag() {
+    for (flag, trusted) in [(None, false), (Some("--trust-forwarded-host"), true)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args = vec!["--demo"];
+        args.extend(flag);
+        let server = Served::start(&dir.path().join("fwd.db"), &args, "warn");
+        let mut conn = RawConnection::to_port(server.port);
+        let v = Soap::V11;
+        let xml = envelope(
+            v,
+            &security(v, true, &text_token(OWNER, OWNER.2)),
+            &operation(LEARNER.0, &format!("{STRONG}-flag")),
+        );
+        conn.send(&http_request(
+            "HTTP/1.1",
+            Some("127.0.0.1"),
+            &[
+                ("Content-Type", v.content_type()),
+                ("X-Forwarded-Host", ACCOUNT_HOST),
+                ("Connection", "close"),
+            ],
+            xml.as_bytes(),
+        ));
+        let reply = conn.read_response().reply();
+        if trusted {
+            assert!(reply.is_success(), "{}", reply.body);
+        } else {
+            assert_authentication_failed(&reply, v);
+        }
+    }
+}
+
 #[test]
 fn x_forwarded_host_is_ignored_unless_the_proxy_is_trusted() {
     let default = spawn_app();
@@ -876,7 +912,11 @@ struct RawConnection {
 
 impl RawConnection {
     fn open(app: &TestApp) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", app.port)).expect("connect");
+        Self::to_port(app.port)
+    }
+
+    fn to_port(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("read timeout");
@@ -1048,6 +1088,34 @@ fn an_http_1_0_request_without_host_is_answered_and_the_connection_closed() {
             conn.closed_by_server(),
             "HTTP/1.0 without keep-alive closes"
         );
+    }
+}
+
+/// Old HTTP/1.0 clients that ask for `Connection: keep-alive` keep their connection:
+/// both calls are answered on it, each answer says keep-alive and has a length.
+#[test]
+fn an_http_1_0_keep_alive_connection_serves_two_requests() {
+    let app = spawn_app();
+    let mut conn = RawConnection::open(&app);
+    for (i, v) in BOTH.into_iter().enumerate() {
+        conn.send(&http_request(
+            "HTTP/1.0",
+            Some("127.0.0.1"),
+            &[
+                ("Content-Type", v.content_type()),
+                ("Connection", "keep-alive"),
+            ],
+            &change_body(v, &format!("{STRONG}-http10-keepalive-{i}")),
+        ));
+        let response = conn.read_response();
+        assert!(response.reply().is_success(), "{response:?}");
+        assert!(
+            response
+                .header("connection")
+                .is_some_and(|c| c.eq_ignore_ascii_case("keep-alive")),
+            "{response:?}"
+        );
+        assert!(response.header("content-length").is_some(), "{response:?}");
     }
 }
 
