@@ -215,14 +215,29 @@ pub fn verify_with(phc: &str, password: &Password, scratch: &mut Scratch) -> boo
     computed.is_ok() && Output::new(out).is_ok_and(|out| out == expected)
 }
 
+/// Argon2id work of `cost` KiB-passes (memory × iterations, at most the configured
+/// memory), its result thrown away: what checking a hash of that much more cost takes.
+fn burn(cost: u64, wanted: &HashParams, scratch: &mut Scratch) {
+    let t = cost.div_ceil(u64::from(wanted.m_cost).max(8)).max(1);
+    let m = (cost / t).max(8);
+    let (Ok(m), Ok(t)) = (u32::try_from(m), u32::try_from(t)) else {
+        return;
+    };
+    let Ok(params) = Params::new(m, t, 1, None) else {
+        return;
+    };
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let mut out = [0u8; 32];
+    let _ = scratch.with(argon2.params().block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(b"", &[0u8; 16], &mut out, blocks)
+    });
+}
+
 /// The result of checking a caller's password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verification {
     pub matches: bool,
-    /// The stored hash is weaker than the configured parameters (an imported hash not
-    /// yet upgraded): checking it took less time than a check at ours.
-    pub weaker: bool,
-    /// `matches` and `weaker`: the hash should be replaced.
+    /// The stored hash is weaker than the configured parameters and should be replaced.
     pub needs_upgrade: bool,
 }
 
@@ -384,13 +399,17 @@ impl PasswordHasher {
         let wanted = self.params;
         self.run(slot, move |scratch| {
             let matches = verify_with(&phc, &password, scratch) && known;
-            let weaker = validate_hash(&phc).is_ok_and(|p| {
-                u64::from(p.m_cost) * u64::from(p.t_cost)
-                    < u64::from(wanted.m_cost) * u64::from(wanted.t_cost)
-            });
+            let cost = |p: &HashParams| u64::from(p.m_cost) * u64::from(p.t_cost);
+            let stored_cost = validate_hash(&phc).map_or(cost(&wanted), |p| cost(&p));
+            let weaker = stored_cost < cost(&wanted);
+            if weaker && !matches {
+                // An imported hash cheaper than ours checks faster than the dummy an
+                // unknown e-mail gets: do the difference as argon2 work, so the failure
+                // takes as long however loaded the machine (a timer would not).
+                burn(cost(&wanted) - stored_cost, &wanted, scratch);
+            }
             Verification {
                 matches,
-                weaker,
                 needs_upgrade: matches && weaker,
             }
         })

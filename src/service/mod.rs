@@ -347,14 +347,7 @@ impl Service {
             _ => {
                 drop(slot);
                 self.count_failure(keys, credentials, ctx, known).await;
-                if verification.weaker {
-                    // An imported hash weaker than ours checks faster than the dummy an
-                    // unknown e-mail gets: wait out the difference, so the time does not
-                    // tell that this e-mail exists.
-                    tokio::time::sleep(self.pace.current().saturating_sub(started.elapsed())).await;
-                } else {
-                    self.pace.observe(started.elapsed());
-                }
+                self.pace.observe(started.elapsed());
                 Err(ServiceError::AuthenticationFailed)
             }
         }
