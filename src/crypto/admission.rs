@@ -118,8 +118,34 @@ struct Place {
     client: Arc<str>,
     id: u64,
     granted: oneshot::Receiver<()>,
-    /// The wait ended and `acquire` took its outcome.
+    /// The wait's outcome has been taken (by `acquire` or by leaving).
     settled: bool,
+}
+
+/// Where a place that left without receiving its grant stood.
+enum Left {
+    /// Still in the queue: taken out.
+    Queue,
+    /// Granted just before it left: the slot was counted as its own.
+    Granted,
+    /// Evicted from a full queue (its grant sender was dropped).
+    Evicted,
+}
+
+impl Place {
+    /// Leaves the queue, under the state lock. Keeping the receiver until here is what
+    /// tells a grant sent just before from an eviction.
+    fn leave(&mut self, state: &mut State) -> Left {
+        self.settled = true;
+        if let Some(i) = state.waiting.iter().position(|w| w.id == self.id) {
+            state.waiting.remove(i);
+            Left::Queue
+        } else if self.granted.try_recv().is_ok() {
+            Left::Granted
+        } else {
+            Left::Evicted
+        }
+    }
 }
 
 impl Drop for Place {
@@ -127,10 +153,9 @@ impl Drop for Place {
         if self.settled {
             return;
         }
-        let mut state = self.admission.lock();
-        if let Some(i) = state.waiting.iter().position(|w| w.id == self.id) {
-            state.waiting.remove(i);
-        } else if self.granted.try_recv().is_ok() {
+        let admission = self.admission.clone();
+        let mut state = admission.lock();
+        if let Left::Granted = self.leave(&mut state) {
             state.release(&self.client);
         }
     }
@@ -208,23 +233,17 @@ impl Admission {
             settled: false,
         };
         let outcome = tokio::time::timeout(self.max_wait, &mut place.granted).await;
-        place.settled = true;
         let won = match outcome {
-            Ok(Ok(())) => true,
-            // Evicted from a full queue to make room for another address.
-            Ok(Err(_)) => false,
-            Err(_elapsed) => {
-                let mut state = self.lock();
-                if let Some(i) = state.waiting.iter().position(|w| w.id == id) {
-                    state.waiting.remove(i);
-                    return Err(Refusal::Timeout);
-                }
-                // Taken off the queue just as the wait ran out: granted (the slot was
-                // counted as ours, and the receiver, still alive, holds the grant) or
-                // evicted (the sender was dropped). Keeping the receiver until here is
-                // what lets the two be told apart.
-                place.granted.try_recv().is_ok()
+            // Granted, or evicted from a full queue to make room for another address.
+            Ok(granted) => {
+                place.settled = true;
+                granted.is_ok()
             }
+            Err(_elapsed) => match place.leave(&mut self.lock()) {
+                Left::Queue => return Err(Refusal::Timeout),
+                Left::Granted => true,
+                Left::Evicted => false,
+            },
         };
         if !won {
             return Err(Refusal::QueueFull);

@@ -300,6 +300,21 @@ impl TestApp {
     }
 
     /// `caller` sets `user_id`'s password to `new_password` in the demo account.
+    /// Sends `op` over SOAP 1.1, asserts it failed authentication, and returns how long
+    /// the answer took (the timing-sameness tests compare these).
+    pub fn time_failed_sign_in(&self, op: &str) -> Duration {
+        let started = Instant::now();
+        let reply = self.call(Soap::V11, op);
+        let took = started.elapsed();
+        assert_client_fault(
+            &reply,
+            Soap::V11,
+            "Authorization failed",
+            "AuthenticationFailedFault",
+        );
+        took
+    }
+
     pub fn change(
         &self,
         version: Soap,

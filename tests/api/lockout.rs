@@ -1,6 +1,6 @@
 //! Brute-force defence (contract §10): pair lockouts, address throttling, persistence.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use soap_passwd::service::Defences;
 use soap_passwd::store::ThrottlePolicy;
@@ -80,16 +80,8 @@ fn a_locked_out_answer_takes_as_long_as_a_failed_sign_in() {
         &[],
     );
     let timed = |caller: (&str, &str, &str)| {
-        let started = Instant::now();
-        let reply = app.change(Soap::V11, caller, LEARNER.0, STRONG);
-        let took = started.elapsed();
-        assert_client_fault(
-            &reply,
-            Soap::V11,
-            "Authorization failed",
-            "AuthenticationFailedFault",
-        );
-        took.as_secs_f64()
+        app.time_failed_sign_in(&request(ACCOUNT, caller.1, caller.2, LEARNER.0, STRONG))
+            .as_secs_f64()
     };
     for _ in 0..10 {
         timed(wrong(OWNER));

@@ -1377,18 +1377,7 @@ fn unknown_email_and_wrong_password_take_the_same_time() {
 /// `reference` (another such call): the median ratio of back-to-back pairs within
 /// 0.8–1.25. `what` names `other` in the failure message.
 pub fn assert_same_time(app: &TestApp, reference: &str, other: &str, what: &str) {
-    let time = |op: &str| {
-        let started = Instant::now();
-        let reply = app.call(Soap::V11, op);
-        let took = started.elapsed();
-        assert_client_fault(
-            &reply,
-            Soap::V11,
-            "Authorization failed",
-            "AuthenticationFailedFault",
-        );
-        took
-    };
+    let time = |op: &str| app.time_failed_sign_in(op);
     // Warm up connections and caches.
     time(reference);
     time(other);
