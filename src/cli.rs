@@ -1,5 +1,5 @@
-//! The command line (contract §9): `serve` and `import`. Every failure is one line on
-//! stderr and a non-zero exit, never a panic.
+//! The command line (contract §9): `serve`, `import`, `audit`, `events` and `unlock`.
+//! Every failure is one line on stderr and a non-zero exit, never a panic.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{DEFAULT_BODY_LIMIT, Settings};
+use crate::crypto::HashParams;
 use crate::provision;
 use crate::service::Defences;
 use crate::startup::{self, Application};
@@ -33,6 +34,72 @@ enum Command {
     Audit(AuditArgs),
     /// Print (and acknowledge) `password_changed` events for a notifier.
     Events(EventsArgs),
+    /// Lift a lockout: an (account, e-mail) pair's, or a client address's (audited).
+    Unlock(UnlockArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["email", "address"])))]
+struct UnlockArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The account of the pair (URL; scheme, case and a trailing slash are ignored).
+    #[arg(long, requires = "email")]
+    account: Option<String>,
+    /// The e-mail of the pair (with --account).
+    #[arg(long, requires = "account")]
+    email: Option<String>,
+    /// A client address whose throttle to lift (an IPv6 address lifts its /64).
+    #[arg(long)]
+    address: Option<std::net::IpAddr>,
+}
+
+/// argon2id parameters, shared by `serve` and `import`: one verification cost per
+/// deployment (a hash costlier than these is refused at import).
+#[derive(Args)]
+struct HashArgs {
+    /// argon2id memory in KiB (at least OWASP's: 19456 with 2 iterations, …).
+    #[arg(long, env = "SOAP_PASSWD_ARGON2_MEMORY", default_value_t = 19_456)]
+    argon2_memory: u32,
+    /// argon2id iterations.
+    #[arg(long, env = "SOAP_PASSWD_ARGON2_ITERATIONS", default_value_t = 2)]
+    argon2_iterations: u32,
+    /// argon2id lanes.
+    #[arg(long, env = "SOAP_PASSWD_ARGON2_PARALLELISM", default_value_t = 1)]
+    argon2_parallelism: u32,
+}
+
+impl HashArgs {
+    fn params(&self) -> Result<HashParams, String> {
+        let params = HashParams {
+            m_cost: self.argon2_memory,
+            t_cost: self.argon2_iterations,
+            p_cost: self.argon2_parallelism,
+        };
+        params.check_configured()?;
+        Ok(params)
+    }
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (a duration such as 90s, 30m, 12h or 400d)"))
+}
+
+/// `--audit-retention`: how long rows are kept, `None` for ever.
+#[derive(Debug, Clone, Copy)]
+struct Retention(Option<std::time::Duration>);
+
+/// A duration of at least a second, or `forever`.
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s.eq_ignore_ascii_case("forever") {
+        return Ok(Retention(None));
+    }
+    let d = parse_duration(s)?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("must be at least 1s, or forever".into());
+    }
+    Ok(Retention(Some(d)))
 }
 
 #[derive(Args)]
@@ -127,10 +194,30 @@ struct ServeArgs {
     /// The longest lock, in seconds (at most a year).
     #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCK_SECS))]
     lockout_max: u64,
-    /// A client address exempt from the address throttle (repeatable): an LMS or
-    /// middleware relaying many users' calls. Pair lockouts still apply.
-    #[arg(long = "allow-address", value_name = "IP")]
-    allow_addresses: Vec<std::net::IpAddr>,
+    /// A client address or network (CIDR) exempt from the address throttle
+    /// (repeatable): an LMS or middleware relaying many users' calls. Pair lockouts
+    /// still apply.
+    #[arg(long = "allow-address", value_name = "IP|CIDR", value_parser = parse_network)]
+    allow_addresses: Vec<ipnet::IpNet>,
+    /// A proxy network (CIDR or address; repeatable) whose X-Forwarded-For is believed:
+    /// the client is then the right-most hop not in these networks. Without it the
+    /// header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_network)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Open connections one client address (an IPv6 client: its /64) may hold; more are
+    /// closed at once. Trusted proxies and allowlisted addresses are exempt.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    max_connections_per_address: u64,
+    /// How long audit rows and acknowledged events are kept (e.g. 400d, 90d, 12h), or
+    /// `forever`; older ones are deleted in the background.
+    #[arg(long, default_value = "400d", value_parser = parse_retention)]
+    audit_retention: Retention,
+    /// The longest a request may expect to wait for a hashing slot; beyond it the
+    /// request is refused at once with ServerBusyFault (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    hash_wait: std::time::Duration,
+    #[command(flatten)]
+    hash: HashArgs,
     /// Longest time, in seconds, to receive a request body (slower: a fault, HTTP 408).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     body_timeout: u64,
@@ -148,6 +235,15 @@ struct ImportArgs {
     file: PathBuf,
     #[command(flatten)]
     db: DbArg,
+    #[command(flatten)]
+    hash: HashArgs,
+}
+
+/// An address or a network in CIDR notation.
+fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| "expected an IP address or a network such as 10.0.0.0/8".to_string())
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {
@@ -197,6 +293,7 @@ fn run() -> ExitCode {
         Command::Import(args) => import(args),
         Command::Audit(args) => audit(args),
         Command::Events(args) => events(args),
+        Command::Unlock(args) => unlock(args),
     };
     match result {
         // `soap-passwd audit | head`: the reader has what it wanted.
@@ -250,12 +347,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             lock_ms: secs(args.lockout_duration),
             max_lock_ms: secs(args.lockout_max),
         },
-        allowlist: args
-            .allow_addresses
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        allowlist: args.allow_addresses,
     };
+    settings.trusted_proxies = args.trusted_proxies;
+    settings.max_connections_per_address =
+        usize::try_from(args.max_connections_per_address).map_err(|e| e.to_string())?;
+    settings.audit_retention = args.audit_retention.0;
+    settings.hash_wait = args.hash_wait;
+    settings.hash = args.hash.params()?;
     settings.body_limit = usize::try_from(args.body_limit).map_err(|e| e.to_string())?;
     if let Some(workers) = args.workers {
         settings.workers = usize::try_from(workers).map_err(|e| e.to_string())?;
@@ -303,8 +402,9 @@ fn import(args: ImportArgs) -> Result<(), Stop> {
     let json = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
     let settings = Settings::new("127.0.0.1:0", args.db.db);
+    let params = args.hash.params()?;
     let store = startup::open_store(&settings).map_err(|e| e.to_string())?;
-    let summary = provision::import_json(&store, &json, settings.hash)
+    let summary = provision::import_json(&store, &json, params)
         .map_err(|e| format!("{}: {e}", args.file.display()))?;
     say(format_args!(
         "imported {}: {} accounts, {} departments, {} roles, {} users created, {} updated",
@@ -346,8 +446,13 @@ fn audit(args: AuditArgs) -> Result<(), Stop> {
         if args.json {
             print_json(r)?;
         } else {
+            let count = if r.count > 1 {
+                format!(" count={}", r.count)
+            } else {
+                String::new()
+            };
             say(format_args!(
-                "{} {:<22} {:<28} account={} caller={} ({}) target={} client={} request={}",
+                "{} {:<22} {:<28} account={} caller={} ({}) target={} client={} request={}{count}",
                 r.at,
                 r.outcome,
                 dash(&r.detail),
@@ -385,6 +490,60 @@ fn events(args: EventsArgs) -> Result<(), Stop> {
                 e.credential_version,
                 e.request_id
             ))?;
+        }
+    }
+    Ok(())
+}
+
+fn unlock(args: UnlockArgs) -> Result<(), Stop> {
+    use crate::domain::{AccountUrl, ClientAddress, Email};
+    use crate::store::ThrottleKey;
+    let store = open_for_reading(args.db.db)?;
+    let mut keys = Vec::new();
+    if let (Some(account), Some(email)) = (&args.account, &args.email) {
+        keys.push((
+            format!("pair {account} / {email}"),
+            ThrottleKey::pair(&AccountUrl::key_of(account), &Email::key_of(email)),
+        ));
+    }
+    if let Some(address) = args.address {
+        let client = ClientAddress::new(address);
+        keys.push((
+            format!("address {}", client.key()),
+            ThrottleKey::address(client.key()),
+        ));
+    }
+    let now = chrono::Utc::now();
+    let what: Vec<&str> = keys.iter().map(|(what, _)| what.as_str()).collect();
+    let audit = crate::store::AuditRecord {
+        at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        request_id: "cli-unlock".into(),
+        account_id: None,
+        account_url: args.account.clone(),
+        caller_id: None,
+        caller_email: args.email.clone(),
+        target_id: None,
+        target_ext_id: None,
+        outcome: "UNLOCKED",
+        detail: Some(what.join("; ")),
+        client_addr: "cli".into(),
+    };
+    let only_keys: Vec<ThrottleKey> = keys.iter().map(|(_, k)| k.clone()).collect();
+    let results = store
+        .unlock_blocking(&only_keys, &audit, now.timestamp_millis())
+        .map_err(|e| e.to_string())?;
+    for ((what, _), (existed, was)) in keys.iter().zip(results) {
+        match (existed, was) {
+            (_, Some(until)) => {
+                let until = chrono::DateTime::from_timestamp_millis(until)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default();
+                say(format_args!("unlocked {what} (was locked until {until})"))?;
+            }
+            (true, None) => say(format_args!(
+                "{what} was not locked; its failures are forgotten"
+            ))?,
+            (false, None) => say(format_args!("{what} had no failures and no lock"))?,
         }
     }
     Ok(())

@@ -39,11 +39,18 @@ pub struct Settings {
     pub hash_slots: usize,
     /// Requests that may wait for a hashing slot; beyond, `ServerBusyFault` at once.
     pub hash_queue: usize,
-    /// How long a request waits for a hashing slot before `ServerBusyFault`.
+    /// The longest a request may expect to wait for a hashing slot: a request whose
+    /// estimated wait is longer gets `ServerBusyFault` at once; one let in is served.
     pub hash_wait: Duration,
     pub limits: Limits,
     /// Brute-force defence: lockout thresholds, windows and the address allowlist.
     pub defences: Defences,
+    /// Proxies whose `X-Forwarded-For` names the client (none: the header is ignored).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Open connections one client address (an IPv6 client's /64) may hold.
+    pub max_connections_per_address: usize,
+    /// Audit rows and acknowledged events older than this are deleted (`None`: kept).
+    pub audit_retention: Option<Duration>,
 }
 
 /// The number of cores this process may use.
@@ -72,6 +79,9 @@ impl Settings {
             hash_wait: Duration::from_secs(1),
             limits: Limits::default(),
             defences: Defences::default(),
+            trusted_proxies: Vec::new(),
+            max_connections_per_address: 64,
+            audit_retention: Some(crate::store::DEFAULT_RETENTION),
         }
     }
 }

@@ -5,13 +5,13 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 
 use crate::config::Settings;
 use crate::crypto::PasswordHasher;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, ServerOptions};
 use crate::service::Service;
-use crate::store::{AuditSink, AuditWriter, Store, StoreError};
+use crate::store::{AuditSink, AuditWriter, Store, StoreError, Upkeep};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,10 @@ impl Application {
         settings: &Settings,
         store: Store,
     ) -> Result<Application, StartupError> {
+        settings
+            .hash
+            .check_configured()
+            .map_err(StartupError::Hasher)?;
         let hasher = PasswordHasher::new(
             settings.hash,
             settings.hash_slots,
@@ -66,20 +70,23 @@ impl Application {
             settings.hash_wait,
         )
         .map_err(StartupError::Hasher)?;
+        let upkeep = Upkeep {
+            policy: settings.defences.policy.clone(),
+            retention: settings.audit_retention,
+        };
         let (audit, audit_writer) =
-            AuditSink::start(&store).map_err(|e| StartupError::Other(e.to_string()))?;
+            AuditSink::start(&store, upkeep).map_err(|e| StartupError::Other(e.to_string()))?;
+        warn_of_costlier_hashes(&store, settings);
         let service = Service::new(store.clone(), hasher, audit, settings.defences.clone());
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),
             source,
         })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                addr: settings.bind.clone(),
-                source,
-            })?
-            .port();
+        let local = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.bind.clone(),
+            source,
+        })?;
+        let port = local.port();
         let state = web::Data::new(AppState {
             service,
             body_limit: settings.body_limit,
@@ -87,27 +94,30 @@ impl Application {
             limits: settings.limits,
             public_url: settings.public_url.clone(),
             trust_forwarded_host: settings.trust_forwarded_host,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            local_host: local.to_string(),
         });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(http::configure)
-        })
-        .workers(settings.workers.max(1))
-        .max_connections(settings.max_connections.max(1))
-        .keep_alive(settings.keep_alive)
-        .client_request_timeout(settings.head_timeout)
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
-        // actix stops SIGINT by force (dropping in-flight requests); both signals are
-        // handled in `run_until_stopped` instead, as graceful stops.
-        .disable_signals()
-        .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            addr: settings.bind.clone(),
-            source,
-        })?
-        .run();
+        // Proxies and allowlisted relays carry many clients' connections.
+        let exempt = settings
+            .trusted_proxies
+            .iter()
+            .chain(&settings.defences.allowlist)
+            .copied()
+            .collect();
+        let options = ServerOptions {
+            workers: settings.workers,
+            max_connections: settings.max_connections,
+            keep_alive: settings.keep_alive,
+            head_timeout: settings.head_timeout,
+            shutdown_timeout: settings.shutdown_timeout,
+            max_connections_per_address: settings.max_connections_per_address,
+            exempt,
+        };
+        let server =
+            http::build_server(listener, state, options).map_err(|source| StartupError::Bind {
+                addr: settings.bind.clone(),
+                source,
+            })?;
         Ok(Application {
             port,
             server,
@@ -154,6 +164,25 @@ impl Application {
         }
         result
     }
+}
+
+/// Warns, in the background, of stored hashes costlier to verify than the configured
+/// parameters (imported before `import` refused them, or the parameters were lowered):
+/// a wrong password for those users takes longer than for others until they sign in
+/// once and are re-hashed.
+fn warn_of_costlier_hashes(store: &Store, settings: &Settings) {
+    let (store, configured) = (store.clone(), settings.hash);
+    let _ = std::thread::Builder::new()
+        .name("hash-census".into())
+        .spawn(move || match store.count_costlier_hashes(configured) {
+            Ok(0) => {}
+            Ok(n) => log::warn!(
+                "{n} stored password hashes cost more to verify than the configured argon2 \
+                 parameters ({configured}); each is re-hashed at its user's next sign-in \
+                 (raise --argon2-memory/--argon2-iterations to match them instead)"
+            ),
+            Err(e) => log::warn!("could not check the stored hashes' parameters: {e}"),
+        });
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C); returns its name.

@@ -1,15 +1,25 @@
 //! Admission to the argon2 pool: a bounded number of slots (one per core), a bounded
-//! queue, a bounded wait, and fairness between client addresses.
+//! queue, and fairness between client addresses.
 //!
-//! A request takes one slot for all of its argon2 work (so it is never shed halfway),
-//! waits at most `max_wait` for it, and is refused at once when the queue is full.
+//! A request takes one slot for all of its argon2 work (so it is never shed halfway).
+//! It is shed *at admission* — at once, never after waiting — when the queue could not
+//! hand it a slot within `max_wait`: the wait is estimated from its place in the queue
+//! and how long slots are held (a moving average of real holds, so a host slowed down by
+//! other load admits fewer). A request let into the queue is served: it waits for its
+//! slot however long that takes (a bound of [`SAFETY_WAITS`] × `max_wait` only guards
+//! against a stuck pool). A fixed wait bound shed requests of a normal burst that had
+//! already waited most of it, when the host happened to be slow.
 //! When a slot frees, it goes to the waiter whose address holds the fewest slots
 //! (first come among equals), so one address flooding the service cannot take more than
-//! its share while others wait.
+//! its share while others wait; the estimate follows that order, so a flooder's next
+//! request is shed while a quiet client's is admitted.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A request let into the queue is shed only after this many `max_wait`s (a stuck pool).
+pub const SAFETY_WAITS: u32 = 20;
 
 use tokio::sync::oneshot;
 
@@ -18,7 +28,10 @@ use tokio::sync::oneshot;
 pub enum Refusal {
     /// The queue was full: refused without waiting.
     QueueFull,
-    /// No slot became free within the wait bound.
+    /// The queue would not reach this request within the wait bound: refused without
+    /// waiting.
+    WouldWaitTooLong,
+    /// No slot became free within the safety bound (a stuck pool).
     Timeout,
 }
 
@@ -31,12 +44,44 @@ struct Waiter {
 #[derive(Default)]
 struct State {
     free: usize,
+    slots: usize,
     held: HashMap<Arc<str>, usize>,
     waiting: VecDeque<Waiter>,
     next_id: u64,
+    /// Moving average of how long a slot is held (weight 1/8 per release).
+    hold: Duration,
 }
 
 impl State {
+    /// How long a new request from `client` would wait for a slot: the waiters the
+    /// fewest-held-first order puts before it, times the hold time, over the slots.
+    /// A waiter of address x goes before it if x's level then (slots held plus the
+    /// waiters of x before that one) is at most the new request's.
+    fn estimated_wait(&self, client: &str) -> Duration {
+        if self.free > 0 && self.waiting.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut waiting: HashMap<&str, usize> = HashMap::new();
+        for w in &self.waiting {
+            *waiting.entry(&w.client).or_insert(0) += 1;
+        }
+        let held = |c: &str| self.held.get(c).copied().unwrap_or(0);
+        let own_waiting = waiting.get(client).copied().unwrap_or(0);
+        let level = held(client) + own_waiting;
+        let ahead: usize = waiting
+            .iter()
+            .map(|(c, n)| {
+                if *c == client {
+                    *n
+                } else {
+                    (level + 1).saturating_sub(held(c)).min(*n)
+                }
+            })
+            .sum();
+        let turns = u32::try_from(ahead + 1).unwrap_or(u32::MAX);
+        self.hold.saturating_mul(turns) / u32::try_from(self.slots.max(1)).unwrap_or(1)
+    }
+
     /// Hands free slots to waiters, fewest-held address first.
     fn dispatch(&mut self) {
         while self.free > 0 {
@@ -75,12 +120,13 @@ impl State {
         (n > own + 1).then(|| biggest.clone())
     }
 
-    /// Whether a request from `client` would be let in now: a free slot, a place in the
-    /// queue, or a waiter of a bigger address to evict.
-    fn has_room(&self, client: &str, max_queue: usize) -> bool {
+    /// Whether a request from `client` would be let in now: a free slot, or a place in
+    /// the queue (free, or of a bigger address to evict) it would be served from within
+    /// `max_wait`.
+    fn has_room(&self, client: &str, max_queue: usize, max_wait: Duration) -> bool {
         (self.free > 0 && self.waiting.is_empty())
-            || self.waiting.len() < max_queue
-            || self.eviction_for(client).is_some()
+            || ((self.waiting.len() < max_queue || self.eviction_for(client).is_some())
+                && self.estimated_wait(client) <= max_wait)
     }
 
     /// When the queue is full, makes room for `client` by refusing the newest waiter of
@@ -97,7 +143,8 @@ impl State {
         }
     }
 
-    fn release(&mut self, client: &Arc<str>) {
+    fn release(&mut self, client: &Arc<str>, held_for: Duration) {
+        self.hold = self.hold - self.hold / 8 + held_for / 8;
         if let Some(n) = self.held.get_mut(client) {
             *n -= 1;
             if *n == 0 {
@@ -156,7 +203,7 @@ impl Drop for Place {
         let admission = self.admission.clone();
         let mut state = admission.lock();
         if let Left::Granted = self.leave(&mut state) {
-            state.release(&self.client);
+            state.release(&self.client, Duration::ZERO);
         }
     }
 }
@@ -172,24 +219,40 @@ pub struct Admission {
 pub struct Slot {
     admission: Arc<Admission>,
     client: Arc<str>,
+    since: Instant,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.admission.lock().release(&self.client);
+        self.admission
+            .lock()
+            .release(&self.client, self.since.elapsed());
     }
 }
 
 impl Admission {
-    pub fn new(slots: usize, max_queue: usize, max_wait: Duration) -> Arc<Self> {
+    /// `slots` slots, up to `max_queue` waiters, admitted when the estimated wait is at
+    /// most `max_wait`; `first_hold` is the hold time assumed until slots have been held.
+    pub fn new(
+        slots: usize,
+        max_queue: usize,
+        max_wait: Duration,
+        first_hold: Duration,
+    ) -> Arc<Self> {
         Arc::new(Admission {
             state: Mutex::new(State {
                 free: slots.max(1),
+                slots: slots.max(1),
+                hold: first_hold,
                 ..State::default()
             }),
             max_queue,
             max_wait,
         })
+    }
+
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -210,7 +273,11 @@ impl Admission {
                 return Ok(Slot {
                     admission: self.clone(),
                     client,
+                    since: Instant::now(),
                 });
+            }
+            if state.estimated_wait(&client) > self.max_wait {
+                return Err(Refusal::WouldWaitTooLong);
             }
             if state.waiting.len() >= self.max_queue && !state.evict_for(&client) {
                 return Err(Refusal::QueueFull);
@@ -232,7 +299,7 @@ impl Admission {
             granted,
             settled: false,
         };
-        let outcome = tokio::time::timeout(self.max_wait, &mut place.granted).await;
+        let outcome = tokio::time::timeout(self.max_wait * SAFETY_WAITS, &mut place.granted).await;
         let won = match outcome {
             // Granted, or evicted from a full queue to make room for another address.
             Ok(granted) => {
@@ -251,6 +318,7 @@ impl Admission {
         Ok(Slot {
             admission: self.clone(),
             client,
+            since: Instant::now(),
         })
     }
 
@@ -258,7 +326,7 @@ impl Admission {
     /// queue now. Lets a request that would be shed anyway be refused before it costs a
     /// database round trip; `acquire` still decides.
     pub fn has_room(&self, client: &str) -> bool {
-        self.lock().has_room(client, self.max_queue)
+        self.lock().has_room(client, self.max_queue, self.max_wait)
     }
 
     /// (free slots, waiting requests), for tests and metrics.
@@ -272,9 +340,11 @@ impl Admission {
 mod tests {
     use super::*;
 
+    const QUICK: Duration = Duration::from_micros(1);
+
     #[tokio::test]
-    async fn a_full_queue_refuses_at_once_and_a_long_wait_times_out() {
-        let admission = Admission::new(1, 1, Duration::from_millis(50));
+    async fn a_full_queue_refuses_at_once_and_a_waiter_is_served_however_long_it_takes() {
+        let admission = Admission::new(1, 1, Duration::from_millis(50), QUICK);
         let held = admission.acquire("a").await.unwrap();
         let waiter = tokio::spawn({
             let admission = admission.clone();
@@ -283,9 +353,51 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(!admission.has_room("c"));
         assert_eq!(admission.acquire("c").await.err(), Some(Refusal::QueueFull));
-        assert_eq!(waiter.await.unwrap(), Err(Refusal::Timeout));
+        // Held for three times the wait bound: the waiter let in is still served.
+        tokio::time::sleep(Duration::from_millis(150)).await;
         drop(held);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
         assert_eq!(admission.load(), (1, 0));
+    }
+
+    /// Shed at admission, not after waiting: with slots held for a second and a bound of
+    /// 100 ms, the next request is refused at once, while there is still room in the queue.
+    #[tokio::test]
+    async fn a_request_the_queue_cannot_serve_in_time_is_refused_at_once() {
+        let admission = Admission::new(1, 8, Duration::from_millis(100), Duration::from_secs(1));
+        let _held = admission.acquire("a").await.unwrap();
+        assert!(!admission.has_room("b"));
+        let started = std::time::Instant::now();
+        assert_eq!(
+            admission.acquire("b").await.err(),
+            Some(Refusal::WouldWaitTooLong)
+        );
+        assert!(started.elapsed() < Duration::from_millis(50));
+        assert_eq!(admission.load(), (0, 0));
+    }
+
+    /// The estimate follows the fair order: behind a flooder's five waiters, a quiet
+    /// client is next in line, and only the flooder's sixth request would wait too long.
+    #[tokio::test]
+    async fn the_estimate_puts_a_quiet_client_before_a_flood() {
+        let admission = Admission::new(
+            1,
+            16,
+            Duration::from_millis(350),
+            Duration::from_millis(100),
+        );
+        let _held = admission.acquire("flood").await.unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            let mut wait = Box::pin(admission.acquire("flood"));
+            enqueue(&mut wait).await;
+            waits.push(wait);
+        }
+        assert_eq!(admission.load(), (0, 3));
+        // The flood's fourth waiter would be the fourth in line: 400 ms > 350 ms.
+        assert!(!admission.has_room("flood"));
+        // A quiet client holds none: it goes before every flood waiter, 100 ms.
+        assert!(admission.has_room("quiet"));
     }
 
     /// Polls `wait` once, so that it takes its place in the queue, and leaves it pending.
@@ -302,7 +414,7 @@ mod tests {
     /// each such cancellation took a slot for good.
     #[tokio::test]
     async fn a_cancelled_wait_leaves_the_queue_and_returns_a_granted_slot() {
-        let admission = Admission::new(1, 4, Duration::from_secs(5));
+        let admission = Admission::new(1, 4, Duration::from_secs(5), QUICK);
         let held = admission.acquire("a").await.unwrap();
         let mut cancelled = Box::pin(admission.acquire("b"));
         enqueue(&mut cancelled).await;
@@ -326,7 +438,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_address_cannot_fill_the_whole_queue() {
-        let admission = Admission::new(1, 3, Duration::from_millis(200));
+        let admission = Admission::new(1, 3, Duration::from_millis(200), QUICK);
         let _held = admission.acquire("flood").await.unwrap();
         let mut waiting = Vec::new();
         for _ in 0..3 {
@@ -369,7 +481,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn timeouts_racing_grants_never_mint_a_slot() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let admission = Admission::new(2, 64, Duration::from_micros(300));
+        // A safety bound of 300 µs: waits run out while slots are handed on.
+        let admission = Admission::new(2, 64, Duration::from_micros(15), QUICK);
         let live = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -400,7 +513,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_freed_slot_goes_to_the_address_holding_fewest() {
-        let admission = Admission::new(2, 16, Duration::from_secs(5));
+        let admission = Admission::new(2, 16, Duration::from_secs(5), QUICK);
         let flood1 = admission.acquire("flood").await.unwrap();
         let flood2 = admission.acquire("flood").await.unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));

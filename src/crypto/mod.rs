@@ -40,6 +40,59 @@ impl Default for HashParams {
     }
 }
 
+/// OWASP's argon2id configurations (memory in KiB, iterations), all of equal strength:
+/// a deployment's parameters must reach one of them in both memory and iterations.
+pub const OWASP_MINIMUMS: [(u32, u32); 5] = [
+    (47_104, 1),
+    (19_456, 2),
+    (12_288, 3),
+    (9_216, 4),
+    (7_168, 5),
+];
+
+impl HashParams {
+    /// What one verification costs, in KiB-passes (memory × iterations): argon2 fills
+    /// `m_cost` KiB `t_cost` times whatever the lanes, so this is its time up to a
+    /// constant.
+    pub fn cost(&self) -> u64 {
+        u64::from(self.m_cost) * u64::from(self.t_cost)
+    }
+
+    /// Checks parameters a deployment configures: at least one of OWASP's
+    /// configurations, within the bounds every stored hash must keep.
+    pub fn check_configured(&self) -> Result<(), String> {
+        if !OWASP_MINIMUMS
+            .iter()
+            .any(|(m, t)| self.m_cost >= *m && self.t_cost >= *t)
+        {
+            return Err(format!(
+                "argon2 parameters m={} KiB, t={} are below OWASP's minimums (m=19456 KiB \
+                 with t=2, or m=47104 with t=1, 12288 with t=3, 9216 with t=4, 7168 with t=5)",
+                self.m_cost, self.t_cost
+            ));
+        }
+        for (name, value, range) in [
+            ("memory", self.m_cost, M_COST_RANGE),
+            ("iterations", self.t_cost, T_COST_RANGE),
+            ("parallelism", self.p_cost, P_COST_RANGE),
+        ] {
+            if !range.contains(&value) {
+                return Err(format!("argon2 {name} {value} is outside {range:?}"));
+            }
+        }
+        if self.m_cost < 8 * self.p_cost {
+            return Err("argon2 memory must be at least 8 KiB per lane".into());
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for HashParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "m={},t={},p={}", self.m_cost, self.t_cost, self.p_cost)
+    }
+}
+
 /// Bounds on the parameters of a stored hash. Anything outside is refused at import
 /// and never verified: a hash with 4 GiB of memory would be a denial of service.
 pub const M_COST_RANGE: std::ops::RangeInclusive<u32> = 7_168..=262_144;
@@ -59,6 +112,30 @@ pub enum HashFormatError {
     OutOfBounds(&'static str, std::ops::RangeInclusive<u32>),
     #[error("salt or hash missing or malformed")]
     Malformed,
+    #[error(
+        "its argon2 parameters ({found}) cost more to verify than this deployment's \
+         ({configured}): one verification cost per deployment, so that a wrong password takes \
+         as long for every user; raise --argon2-memory / --argon2-iterations (the same for \
+         import and serve) to at least the hash's, or re-export it with ours"
+    )]
+    Costlier {
+        found: HashParams,
+        configured: HashParams,
+    },
+}
+
+/// [`validate_hash`], and the hash costs no more to verify than `configured` (contract
+/// §10: `import` refuses a costlier one, which would make a wrong password for that user
+/// slower than for any other — a timing oracle — and every anonymous guess dearer).
+pub fn validate_imported_hash(
+    phc: &str,
+    configured: HashParams,
+) -> Result<HashParams, HashFormatError> {
+    let found = validate_hash(phc)?;
+    if found.cost() > configured.cost() {
+        return Err(HashFormatError::Costlier { found, configured });
+    }
+    Ok(found)
 }
 
 /// Checks that `phc` is an argon2id v19 PHC string with parameters inside the bounds.
@@ -237,8 +314,9 @@ fn burn(cost: u64, wanted: &HashParams, scratch: &mut Scratch) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verification {
     pub matches: bool,
-    /// The stored hash is weaker than the configured parameters and should be replaced.
-    pub needs_upgrade: bool,
+    /// The stored hash's parameters differ from the configured ones (weaker or
+    /// stronger): it should be replaced, so that every user costs the same to verify.
+    pub needs_rehash: bool,
 }
 
 /// The bounded, fair argon2 pool the service uses. A request first takes a [`Slot`]
@@ -340,15 +418,17 @@ impl PasswordHasher {
         let one_operation = started.elapsed();
         Ok(PasswordHasher {
             params,
-            admission: Admission::new(slots.max(1) + 1, max_queue, max_wait),
+            // Until slots have been held, assume a change's three operations.
+            admission: Admission::new(slots.max(1) + 1, max_queue, max_wait, one_operation * 3),
             gate: Arc::new(gate),
             dummy_hash: dummy_hash.into(),
             one_operation,
         })
     }
 
-    pub fn params(&self) -> HashParams {
-        self.params
+    /// The longest a request is expected to wait for a hashing slot.
+    pub fn max_wait(&self) -> Duration {
+        self.admission.max_wait()
     }
 
     /// How long one argon2 operation took when the hasher was built: a first estimate of
@@ -399,21 +479,30 @@ impl PasswordHasher {
         let wanted = self.params;
         self.run(slot, move |scratch| {
             let matches = verify_with(&phc, &password, scratch) && known;
-            let cost = |p: &HashParams| u64::from(p.m_cost) * u64::from(p.t_cost);
-            let stored_cost = validate_hash(&phc).map_or(cost(&wanted), |p| cost(&p));
-            let weaker = stored_cost < cost(&wanted);
-            if weaker && !matches {
+            let stored = validate_hash(&phc).unwrap_or(wanted);
+            if stored.cost() < wanted.cost() && !matches {
                 // An imported hash cheaper than ours checks faster than the dummy an
                 // unknown e-mail gets: do the difference as argon2 work, so the failure
                 // takes as long however loaded the machine (a timer would not).
-                burn(cost(&wanted) - stored_cost, &wanted, scratch);
+                burn(wanted.cost() - stored.cost(), &wanted, scratch);
             }
             Verification {
                 matches,
-                needs_upgrade: matches && weaker,
+                needs_rehash: matches && stored != wanted,
             }
         })
         .await
+    }
+
+    /// Runs other CPU-bound work of a request (the password-strength check) at the gate,
+    /// like argon2: it takes a core only when one is free, so it can neither run beyond
+    /// the cores nor starve the hashing of others.
+    pub async fn compute<T: Send + 'static>(
+        &self,
+        slot: &Slot,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        self.run(slot, move |_scratch| work()).await
     }
 
     /// Which of `hashes` `password` matches (current-password and history checks).

@@ -4,12 +4,15 @@
 //! Every type here is constructed only by parsing ("parse, don't validate"), so the
 //! service never sees an over-long e-mail or an un-normalised password.
 
+mod client;
 mod error;
 mod fields;
+pub mod lockout;
 mod password;
 mod policy;
 mod role;
 
+pub use client::ClientAddress;
 pub use error::{DenyReason, ParameterError, ServiceError, Violation};
 pub use fields::{AccountUrl, Email, UserId};
 pub use password::Password;
@@ -37,6 +40,10 @@ pub struct Credentials {
 pub struct RequestContext {
     /// Random id also sent back in the `X-Request-Id` header and written to the log line.
     pub request_id: String,
-    /// The peer address of the connection (no proxy header is trusted by default).
+    /// The client's address, written to the audit trail: the connection's peer, or the
+    /// right-most `X-Forwarded-For` hop not in a trusted proxy network.
     pub client_addr: String,
+    /// What the client is counted under (§10 counters, hashing fairness): the address,
+    /// or an IPv6 client's /64.
+    pub client_key: String,
 }

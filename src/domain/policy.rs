@@ -1,5 +1,7 @@
 //! An account's password policy (contract §6) and the rules that need no hashing.
 
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 use super::{Email, Password, Violation};
 
 /// Per-account password rules; the defaults are the contract's.
@@ -33,6 +35,16 @@ const MIN_ZXCVBN_SCORE: u8 = 3;
 /// Local parts shorter than this are not searched for (contract §6).
 const MIN_LOCAL_PART_CHARS: usize = 3;
 
+/// The characters of a password zxcvbn scores: its first 32 (after separators are
+/// taken out). zxcvbn's cost grows with the square of the length, times the l33t
+/// substitutions it tries: a crafted 100-character password cost 0.5–1.3 s of CPU, 20–50
+/// argon2 operations, for any caller allowed to change a password (issue 9). At 32 the
+/// worst string found (every l33t character in turn) costs ~46 ms, about two argon2
+/// operations (`cargo bench --bench kit`, row "policy"). A password whose first 32
+/// characters are not guessable is not guessable; one whose are (`passwordpassword…`) is
+/// refused whatever follows, as zxcvbn itself stops at 100.
+pub const MAX_SCORED_CHARS: usize = 32;
+
 impl PasswordPolicy {
     /// The rules that look only at the new password and the target's e-mail.
     /// `SAME_AS_CURRENT` and `REUSED` need the stored hashes and are checked by the service.
@@ -45,14 +57,31 @@ impl PasswordPolicy {
         if chars > self.max_length as usize {
             violations.push(Violation::TooLong);
         }
-        if self.forbid_email && contains_email(password.expose(), email) {
+        let joined = without_separators(password.expose());
+        if self.forbid_email && contains_email(&joined, email) {
             violations.push(Violation::ContainsEmail);
         }
-        if self.forbid_common && is_common(password.expose()) {
+        if self.forbid_common && is_common(&joined) {
             violations.push(Violation::TooCommon);
         }
         violations
     }
+}
+
+/// The password without what only separates its parts: control characters (`\n`,
+/// `\t`…), invisible format characters (zero-width spaces and joiners, bidi marks, the
+/// soft hyphen) and white space. zxcvbn's patterns do not match across them, so
+/// `"12345\n12345"` or `"qwerty qwerty"` scored as strong while `"1234512345"` does
+/// not; an attacker guessing the one guesses the other.
+fn without_separators(password: &str) -> String {
+    password
+        .chars()
+        .filter(|c| {
+            !(c.is_control()
+                || c.is_whitespace()
+                || c.general_category() == GeneralCategory::Format)
+        })
+        .collect()
 }
 
 fn contains_email(password: &str, email: &str) -> bool {
@@ -69,9 +98,11 @@ fn contains_email(password: &str, email: &str) -> bool {
 }
 
 /// zxcvbn's dictionaries (the leaked-password frequency lists, English words, names,
-/// keyboard patterns, dates, sequences) decide what is common or easily guessed.
+/// keyboard patterns, dates, sequences) decide what is common or easily guessed, on at
+/// most [`MAX_SCORED_CHARS`] characters.
 fn is_common(password: &str) -> bool {
-    (zxcvbn::zxcvbn(password, &[]).score() as u8) < MIN_ZXCVBN_SCORE
+    let scored: String = password.chars().take(MAX_SCORED_CHARS).collect();
+    (zxcvbn::zxcvbn(&scored, &[]).score() as u8) < MIN_ZXCVBN_SCORE
 }
 
 #[cfg(test)]
@@ -114,6 +145,42 @@ mod tests {
         for pw in ["password123", "qwertyuiop", "iloveyou12", "Password1!"] {
             assert!(check(pw, "a@b.c").contains(&Violation::TooCommon), "{pw}");
         }
+    }
+
+    /// Issue 9: separators padded weak passwords past `TOO_COMMON`.
+    #[test]
+    fn separators_do_not_defeat_the_common_check() {
+        for pw in [
+            "\n\n\n\n\n\n\n\n\n\n",
+            "12345\n12345",
+            "qwerty\nqwerty",
+            "qwerty qwerty",
+            "pass\u{200b}word123",
+            "password\tpassword",
+            "1\u{0}2\u{0}3\u{0}4\u{0}5\u{0}6\u{0}7\u{0}8\u{0}9\u{0}0",
+            "ab\u{00ad}cd\u{00ad}ef\u{00ad}gh\u{00ad}ij",
+        ] {
+            assert!(check(pw, "a@b.c").contains(&Violation::TooCommon), "{pw:?}");
+        }
+        // A strong password stays strong with spaces in it.
+        assert!(check("correct horse battery staple", "a@b.c").is_empty());
+        // And the e-mail is found across an invisible character.
+        assert!(
+            check("Zq!9learn\u{200b}er-xT7", "learner@example.com")
+                .contains(&Violation::ContainsEmail)
+        );
+    }
+
+    /// The strength check's cost is bounded: the worst string found (every l33t
+    /// character in turn), at 4096 bytes, costs what its first 32 characters cost.
+    #[test]
+    fn the_strength_check_scores_a_bounded_prefix() {
+        let l33t = "4@8({[<3!1|70$5%2+69";
+        let long: String = l33t.chars().cycle().take(4096).collect();
+        let prefix: String = long.chars().take(MAX_SCORED_CHARS).collect();
+        assert_eq!(is_common(&long), is_common(&prefix));
+        // A guessable prefix is refused whatever follows it.
+        assert!(is_common(&format!("{}Zq!9xT7#kLm2", "password".repeat(4))));
     }
 
     #[test]

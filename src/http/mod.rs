@@ -1,8 +1,13 @@
-//! HTTP: routes, body limits, request ids and the one log line per call.
+//! HTTP: the server and its connection limits, routes, body limits, the client's
+//! address behind trusted proxies, request ids and the one log line per call.
 //!
 //! This layer reads the body (bounded), hands the bytes to `soap`, the domain request to
 //! the `service`, and writes whatever `soap` renders. It knows neither XML nor SQL.
 
+mod client;
 mod routes;
+mod server;
 
+pub use client::resolve as resolve_client;
 pub use routes::{AppState, configure};
+pub use server::{ServerOptions, build as build_server};

@@ -1,14 +1,16 @@
 //! The routes of contract §2 and the SOAP endpoint's request pipeline.
 
+use std::net::IpAddr;
+
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use log::info;
 
-use crate::domain::RequestContext;
+use crate::domain::{ClientAddress, RequestContext};
 use crate::service::{Attempt, Service};
 use crate::soap::{
     self, EnvelopeError, Fault, Limits, Operation, Refused, RequestOrigin, SoapVersion,
@@ -28,6 +30,83 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Honour `X-Forwarded-Host`/`-Proto` (set only behind a proxy that overwrites them).
     pub trust_forwarded_host: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The listener's own address, for the WSDL when a request names no host.
+    pub local_host: String,
+}
+
+/// The request id and the client of a request from `peer` with `headers`.
+fn context(peer: Option<IpAddr>, headers: &HeaderMap, state: &AppState) -> RequestContext {
+    let client =
+        super::client::client_ip(peer, headers, &state.trusted_proxies).map(ClientAddress::new);
+    RequestContext {
+        request_id: new_request_id(),
+        client_addr: client
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |c| c.ip().to_string()),
+        client_key: client.map_or_else(|| "-".to_string(), |c| c.key().to_string()),
+    }
+}
+
+/// The answer to a body declared over the limit with `Expect: 100-continue`: the 413,
+/// before any of the body is sent (the connection then closes).
+pub(super) async fn too_large_unread(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    state: &AppState,
+) -> HttpResponse {
+    refused_before_body(headers, peer, state, &EnvelopeError::TooLarge).await
+}
+
+/// The answer to a request with both `Content-Length` and `Transfer-Encoding`.
+pub(super) async fn ambiguous_framing(req: &HttpRequest, state: &AppState) -> HttpResponse {
+    let peer = req.peer_addr().map(|a| a.ip());
+    refused_before_body(req.headers(), peer, state, &EnvelopeError::AmbiguousLength).await
+}
+
+/// A fault for a request refused before its body is read: the connection closes, since
+/// the body's end is unknown or unread.
+async fn refused_before_body(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    state: &AppState,
+    error: &EnvelopeError,
+) -> HttpResponse {
+    let ctx = context(peer, headers, state);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let version = SoapVersion::from_content_type(content_type);
+    let mut response = fault_response(version, &Fault::from_envelope_error(error), &ctx.request_id);
+    response
+        .head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    state.service.refuse_envelope(error.code(), &ctx).await;
+    log_call(
+        &ctx.request_id,
+        &CallLog::refused(error),
+        response.status().as_u16(),
+        Duration::ZERO,
+    );
+    response
+}
+
+/// The one access log line of a call. Identifiers only: never a password, a hash or the
+/// body.
+fn log_call(request_id: &str, log: &CallLog, status: u16, took: Duration) {
+    info!(
+        target: "soap_passwd::access",
+        "request_id={} op={} outcome={} account={:?} caller={:?} target={:?} status={} duration_ms={:.1}",
+        request_id,
+        log.operation,
+        log.outcome,
+        log.account.as_deref().unwrap_or("-"),
+        log.caller.as_deref().unwrap_or("-"),
+        log.target.as_deref().unwrap_or("-"),
+        status,
+        took.as_secs_f64() * 1000.0,
+    );
 }
 
 /// Registers the routes.
@@ -143,13 +222,8 @@ async fn soap_endpoint(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let request_id = new_request_id();
-    let ctx = RequestContext {
-        request_id: request_id.clone(),
-        client_addr: req
-            .peer_addr()
-            .map_or_else(|| "-".to_string(), |a| a.ip().to_string()),
-    };
+    let ctx = context(req.peer_addr().map(|a| a.ip()), req.headers(), &state);
+    let request_id = ctx.request_id.clone();
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -174,6 +248,7 @@ async fn soap_endpoint(
                     .head_mut()
                     .set_connection_type(actix_web::http::ConnectionType::Close);
             }
+            state.service.refuse_envelope(error.code(), &ctx).await;
             (response, CallLog::refused(&error))
         }
         Ok(mut body) => {
@@ -186,17 +261,11 @@ async fn soap_endpoint(
             handled
         }
     };
-    info!(
-        target: "soap_passwd::access",
-        "request_id={} op={} outcome={} account={:?} caller={:?} target={:?} status={} duration_ms={:.1}",
-        request_id,
-        log.operation,
-        log.outcome,
-        log.account.as_deref().unwrap_or("-"),
-        log.caller.as_deref().unwrap_or("-"),
-        log.target.as_deref().unwrap_or("-"),
+    log_call(
+        &request_id,
+        &log,
         response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0,
+        started.elapsed(),
     );
     response
 }
@@ -227,6 +296,10 @@ async fn handle_envelope(
         Err(refused) => {
             let fault = Fault::from_envelope_error(&refused.error);
             let version = refused.version.unwrap_or(fallback);
+            state
+                .service
+                .refuse_envelope(refused.error.code(), ctx)
+                .await;
             return (
                 fault_response(version, &fault, &ctx.request_id),
                 CallLog::refused(&refused.error),
@@ -308,10 +381,8 @@ fn endpoint_url(req: &HttpRequest, state: &AppState) -> String {
     if let Some(url) = &state.public_url {
         return url.clone();
     }
-    let (scheme, host) = request_host(req, state).unwrap_or_else(|| {
-        let host = req.app_config().host().to_string();
-        ("http".to_string(), host)
-    });
+    let (scheme, host) =
+        request_host(req, state).unwrap_or_else(|| ("http".to_string(), state.local_host.clone()));
     format!("{scheme}://{host}/soap")
 }
 

@@ -184,7 +184,7 @@ fn plan_account(
             roles: &role_ids,
             existing,
         };
-        let (plan, plain) = plan_user(&upath, u, &known, is_new)?;
+        let (plan, plain) = plan_user(&upath, u, &known, is_new, params)?;
         if !user_ids.insert(plan.ext_id.clone()) {
             return Err(invalid(
                 format!("{upath}.id"),
@@ -357,6 +357,7 @@ fn plan_user(
     u: UserDoc,
     known: &Known<'_>,
     is_new: bool,
+    params: HashParams,
 ) -> Result<(UserPlan, Option<Password>), ImportError> {
     non_empty(&format!("{path}.id"), &u.id)?;
     let email =
@@ -431,7 +432,7 @@ fn plan_user(
             )
         }
         (None, Some(hash)) => {
-            crypto::validate_hash(&hash)
+            crypto::validate_imported_hash(&hash, params)
                 .map_err(|e| invalid(format!("{path}.password_hash"), e.to_string()))?;
             (Some(hash), None)
         }

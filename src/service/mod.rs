@@ -6,10 +6,12 @@
 //! the bounded hasher, and answers with a [`ServiceError`] variant that `soap::fault`
 //! turns into exactly one fault.
 
+mod pace;
 pub mod permission;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
@@ -20,9 +22,10 @@ use crate::domain::{
     UserStatus, Violation,
 };
 use crate::store::{
-    AccountRecord, AuditRecord, AuditSink, ChangeRecord, Store, ThrottleKey, ThrottlePolicy,
-    UserRecord,
+    AccountRecord, AuditRecord, AuditSink, ChangeRecord, LockStarted, RefusedCall, Settlement,
+    SignIn, SignInGate, Store, ThrottleKey, ThrottlePolicy, UserRecord,
 };
+use pace::FailurePace;
 
 /// What one call did, for the log line and the audit trail.
 #[derive(Debug)]
@@ -52,51 +55,108 @@ pub struct Service {
     audit: AuditSink,
     defences: Defences,
     pace: Arc<FailurePace>,
-}
-
-/// How long a failed authentication takes (lookup, wait for a slot, verify, count),
-/// smoothed over recent failures. A call refused by a lockout is answered after the same
-/// time: without it, a locked answer came back in a millisecond instead of tens, which
-/// tells a client it is locked out (contract §10: the same fault, and so the same look),
-/// and a client hammering a lock got answers as fast as it could send — a flood of cheap
-/// refusals eating the CPU that hashing for everyone else needs. The wait is a timer,
-/// not work: it holds no slot, no thread and no connection from the pool.
-struct FailurePace {
-    micros: AtomicU64,
-}
-
-impl FailurePace {
-    /// Never longer than this, whatever was measured.
-    const MAX: Duration = Duration::from_secs(2);
-
-    fn new(first: Duration) -> Self {
-        FailurePace {
-            micros: AtomicU64::new(first.as_micros() as u64),
-        }
-    }
-
-    /// Folds one failure's duration in (exponential moving average, weight 1/8).
-    fn observe(&self, took: Duration) {
-        let took = took.min(Self::MAX).as_micros() as u64;
-        let _ = self
-            .micros
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-                Some(old - old / 8 + took / 8)
-            });
-    }
-
-    fn current(&self) -> Duration {
-        Duration::from_micros(self.micros.load(Ordering::Relaxed)).min(Self::MAX)
-    }
+    turns: Arc<PairTurns>,
 }
 
 /// Brute-force defence settings (contract §10).
 #[derive(Debug, Clone, Default)]
 pub struct Defences {
     pub policy: ThrottlePolicy,
-    /// Client addresses exempt from the address throttle (never from the pair lockout):
+    /// Client networks exempt from the address throttle (never from the pair lockout):
     /// an LMS or middleware relaying many users' calls from one host.
-    pub allowlist: Vec<String>,
+    pub allowlist: Vec<ipnet::IpNet>,
+}
+
+impl Defences {
+    /// The address counter a call from `ctx` counts against: none when allowlisted.
+    fn address_key(&self, ctx: &RequestContext) -> Option<ThrottleKey> {
+        let ip: Option<IpAddr> = ctx.client_addr.parse().ok();
+        let allowed = ip.is_some_and(|ip| self.allowlist.iter().any(|net| net.contains(&ip)));
+        (!allowed).then(|| ThrottleKey::address(&ctx.client_key))
+    }
+}
+
+/// Sign-ins waiting for a place of their (account, e-mail) pair: a pair's failures and
+/// verifications under way reach its threshold, and one of those under way must settle
+/// first. Each settlement wakes one waiter of its pair; waiters also look again now and
+/// then, for places freed by another instance.
+#[derive(Default)]
+struct PairTurns {
+    waiting: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+}
+
+impl PairTurns {
+    /// How often a waiter looks again without being woken.
+    const POLL: Duration = Duration::from_millis(50);
+
+    async fn wait(&self, pair: &ThrottleKey) {
+        let notify = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            waiting
+                .entry(pair.as_str().to_string())
+                .or_default()
+                .clone()
+        };
+        let _ = tokio::time::timeout(Self::POLL, notify.notified()).await;
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this waiter hold it: nobody else waits for this pair.
+        if Arc::strong_count(&notify) <= 2 {
+            waiting.remove(pair.as_str());
+        }
+    }
+
+    fn wake_one(&self, pair: &ThrottleKey) {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(notify) = waiting.get(pair.as_str()) {
+            notify.notify_one();
+        }
+    }
+}
+
+/// A reserved sign-in that has not been settled yet. Dropped unsettled (the request was
+/// cancelled, or failed before its verification), it frees its place in the background.
+struct Reservation {
+    store: Store,
+    turns: Arc<PairTurns>,
+    sign_in: Option<SignIn>,
+}
+
+impl Reservation {
+    async fn settle(mut self, outcome: Settlement) -> Result<Vec<LockStarted>, ServiceError> {
+        let Some(sign_in) = self.sign_in.take() else {
+            return Ok(Vec::new());
+        };
+        let pair = sign_in.pair.clone();
+        let settled = self
+            .store
+            .settle_sign_in(sign_in, outcome, now_ms())
+            .await
+            .map_err(ServiceError::internal);
+        self.turns.wake_one(&pair);
+        settled
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let Some(sign_in) = self.sign_in.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // shutting down: the reservation expires by itself
+        };
+        let (store, turns) = (self.store.clone(), self.turns.clone());
+        runtime.spawn(async move {
+            let pair = sign_in.pair.clone();
+            if let Err(e) = store
+                .settle_sign_in(sign_in, Settlement::Abandoned, now_ms())
+                .await
+            {
+                log::warn!("could not free an abandoned sign-in's place: {e}");
+            }
+            turns.wake_one(&pair);
+        });
+    }
 }
 
 fn now_ms() -> i64 {
@@ -116,6 +176,7 @@ impl Service {
             audit,
             defences,
             pace,
+            turns: Arc::default(),
         }
     }
 
@@ -124,21 +185,17 @@ impl Service {
     }
 
     /// Records a call refused while its message was converted into a request (wrong
-    /// parameters, an unsupported token type): audited with no identifiers.
+    /// parameters, an unsupported token type): audited in aggregate, and counted against
+    /// the client address (contract §10).
     pub async fn reject(&self, error: ServiceError, ctx: &RequestContext) -> Attempt {
         self.audit
-            .record(AuditRecord {
-                at: now(),
+            .refused(RefusedCall {
+                at_ms: now_ms(),
                 request_id: ctx.request_id.clone(),
-                account_id: None,
-                account_url: None,
-                caller_id: None,
-                caller_email: None,
-                target_id: None,
-                target_ext_id: None,
+                client_addr: ctx.client_addr.clone(),
                 outcome: error.outcome_code(),
                 detail: error.audit_detail(),
-                client_addr: ctx.client_addr.clone(),
+                counts_against: self.defences.address_key(ctx),
             })
             .await;
         Attempt {
@@ -147,6 +204,21 @@ impl Service {
             target: None,
             result: Err(error),
         }
+    }
+
+    /// Records a call refused before its message could be read as a request (not XML,
+    /// not an envelope, too large…): audited in aggregate under `outcome`.
+    pub async fn refuse_envelope(&self, outcome: &'static str, ctx: &RequestContext) {
+        self.audit
+            .refused(RefusedCall {
+                at_ms: now_ms(),
+                request_id: ctx.request_id.clone(),
+                client_addr: ctx.client_addr.clone(),
+                outcome,
+                detail: None,
+                counts_against: None,
+            })
+            .await;
     }
 
     /// Runs `UpdateUserPassword`. Failures are audited here; a success is audited in the
@@ -158,7 +230,20 @@ impl Service {
     ) -> Attempt {
         let mut known = Known::default();
         let result = self.run(&req, ctx, &mut known).await;
-        if let Err(error) = &result {
+        if let Err(error @ (ServiceError::ServerBusy | ServiceError::LockedOut)) = &result {
+            // Decided before any password was checked: audited in aggregate, so a flood
+            // of them costs a counter, not a row each.
+            self.audit
+                .refused(RefusedCall {
+                    at_ms: now_ms(),
+                    request_id: ctx.request_id.clone(),
+                    client_addr: ctx.client_addr.clone(),
+                    outcome: error.outcome_code(),
+                    detail: error.audit_detail(),
+                    counts_against: None,
+                })
+                .await;
+        } else if let Err(error) = &result {
             self.audit
                 .record(AuditRecord {
                     at: now(),
@@ -209,18 +294,19 @@ impl Service {
             .map_err(ServiceError::PermissionDenied)?;
 
         let new = &req.new_password;
-        // zxcvbn costs ~0.5 ms on an ordinary password and hundreds of ms on a crafted
-        // one: it runs on a blocking thread, inside this request's slot, never on the
-        // executor where it would stall every other connection of the worker.
+        // zxcvbn costs ~0.5 ms on an ordinary password and up to ~2 argon2 operations
+        // on a crafted one (its input is bounded): it runs at the compute gate like
+        // argon2, inside this request's slot — never on the executor, where it would
+        // stall every other connection of the worker, nor beyond the cores.
         let mut violations = {
             let (policy, password, email) = (
                 account.policy.clone(),
                 new.clone(),
                 target.user.email.clone(),
             );
-            tokio::task::spawn_blocking(move || policy.check_text(&password, &email))
-                .await
-                .map_err(ServiceError::internal)?
+            self.hasher
+                .compute(&slot, move || policy.check_text(&password, &email))
+                .await?
         };
         // The current password: for a self-change the caller just proved it, so compare
         // plaintexts instead of paying for another argon2 verify.
@@ -281,48 +367,81 @@ impl Service {
     /// Every failure — unknown account, unknown e-mail, wrong password, deactivated
     /// caller — costs one argon2 verify and gives the same error, and counts against the
     /// (account, e-mail) pair and the client address (contract §10). While either is
-    /// locked the call is refused before any hashing, with the same fault.
+    /// locked the call is refused before any hashing, with the same fault, after as long
+    /// as a failure of this client takes. The verification is reserved against the pair
+    /// first, so that no burst gets more verifications than the pair's threshold.
     async fn authenticate(
         &self,
         credentials: &Credentials,
         ctx: &RequestContext,
         known: &mut Known,
     ) -> Result<(AccountRecord, UserRecord, Slot), ServiceError> {
-        let pair = ThrottleKey::pair(credentials.account_url.key(), credentials.email.key());
-        let mut keys = vec![pair.clone()];
-        if !self
-            .defences
-            .allowlist
-            .iter()
-            .any(|a| a == &ctx.client_addr)
-        {
-            keys.push(ThrottleKey::address(&ctx.client_addr));
-        }
+        let started = Instant::now();
+        let client = ctx.client_key.as_str();
+        let sign_in = SignIn {
+            account_key: credentials.account_url.key().to_string(),
+            email_key: credentials.email.key().to_string(),
+            pair: ThrottleKey::pair(credentials.account_url.key(), credentials.email.key()),
+            address: self.defences.address_key(ctx),
+            id: rand::random(),
+            policy: self.defences.policy.clone(),
+        };
         // Overloaded: shed now, before the lookup costs a blocking-pool hop and a query,
         // so a shed answer stays fast however busy the cores are.
-        if !self.hasher.has_room(&ctx.client_addr) {
+        if !self.hasher.has_room(client) {
             return Err(ServiceError::ServerBusy);
         }
-        let started = Instant::now();
-        let Some((lookup, pair_counted)) = self
+        let keys: Vec<ThrottleKey> = std::iter::once(sign_in.pair.clone())
+            .chain(sign_in.address.clone())
+            .collect();
+        // A read first: a flood against a lock takes no place in the hashing queue.
+        if self
             .store
-            .find_caller_unless_locked(
-                credentials.account_url.key().to_string(),
-                credentials.email.key().to_string(),
-                keys.clone(),
-                now_ms(),
-            )
+            .any_locked(keys, now_ms())
             .await
             .map_err(ServiceError::internal)?
-        else {
-            tokio::time::sleep(self.pace.current().saturating_sub(started.elapsed())).await;
-            return Err(ServiceError::LockedOut);
+        {
+            return Err(self.locked_out(client, started).await);
+        }
+        // How long to wait, at most, for a place of the pair before shedding.
+        let deadline = started + self.hasher.max_wait();
+        let (lookup, reservation, slot, queued) = loop {
+            let admitting = Instant::now();
+            // One hashing slot for all of this request's argon2 work: a request is
+            // admitted or shed as a whole, never halfway through.
+            let slot = self.hasher.admit(client).await?;
+            let queued = admitting.elapsed();
+            match self
+                .store
+                .reserve_sign_in(sign_in.clone(), now_ms())
+                .await
+                .map_err(ServiceError::internal)?
+            {
+                SignInGate::Open(lookup) => {
+                    let reservation = Reservation {
+                        store: self.store.clone(),
+                        turns: self.turns.clone(),
+                        sign_in: Some(sign_in.clone()),
+                    };
+                    break (lookup, reservation, slot, queued);
+                }
+                SignInGate::Locked => {
+                    drop(slot);
+                    return Err(self.locked_out(client, started).await);
+                }
+                SignInGate::Full => {
+                    // Others' verifications of this pair are under way: give the slot to
+                    // someone else while they settle.
+                    drop(slot);
+                    if Instant::now() >= deadline {
+                        return Err(ServiceError::ServerBusy);
+                    }
+                    self.turns.wait(&sign_in.pair).await;
+                }
+            }
         };
         known.account_id = lookup.account.as_ref().map(|a| a.id);
 
-        // One hashing slot for all of this request's argon2 work: a request is admitted
-        // or shed as a whole, never halfway through.
-        let slot = self.hasher.admit(&ctx.client_addr).await?;
         let stored = lookup.user.as_ref().map(|u| u.password_hash.clone());
         let verification = self
             .hasher
@@ -332,80 +451,77 @@ impl Service {
             (Some(account), Some(user))
                 if verification.matches && user.status == UserStatus::Active =>
             {
-                // A write only when there is a count to reset: most successes have none.
-                if pair_counted {
-                    self.store
-                        .reset_auth_failures(pair)
-                        .await
-                        .map_err(ServiceError::internal)?;
-                }
-                if verification.needs_upgrade {
-                    self.upgrade(&slot, &user, &credentials.password).await;
+                reservation.settle(Settlement::Success).await?;
+                if verification.needs_rehash {
+                    self.rehash(&slot, &user, &credentials.password).await;
                 }
                 Ok((account, user, slot))
             }
             _ => {
                 drop(slot);
-                self.count_failure(keys, credentials, ctx, known).await;
-                self.pace.observe(started.elapsed());
+                let locks = reservation.settle(Settlement::Failure).await;
+                match locks {
+                    Ok(locks) => self.audit_locks(locks, credentials, ctx, known).await,
+                    Err(e) => log::error!(
+                        "request_id={} could not count a failure: {e}",
+                        ctx.request_id
+                    ),
+                }
+                self.pace.observe(client, started.elapsed(), queued);
                 Err(ServiceError::AuthenticationFailed)
             }
         }
     }
 
-    /// Counts a failed authentication; audits any lock it starts.
-    async fn count_failure(
+    /// Answers a locked-out call after as long as a failure of this client takes.
+    async fn locked_out(&self, client: &str, started: Instant) -> ServiceError {
+        let pace = self.pace.for_client(client);
+        tokio::time::sleep(pace.saturating_sub(started.elapsed())).await;
+        ServiceError::LockedOut
+    }
+
+    /// Logs and audits the locks a failure started.
+    async fn audit_locks(
         &self,
-        keys: Vec<ThrottleKey>,
+        locks: Vec<LockStarted>,
         credentials: &Credentials,
         ctx: &RequestContext,
         known: &Known,
     ) {
-        let started = self
-            .store
-            .record_auth_failure(keys, self.defences.policy.clone(), now_ms())
-            .await;
-        match started {
-            Ok(locks) => {
-                for (key, until) in locks {
-                    let (what, detail) = match key {
-                        ThrottleKey::Pair(_) => ("pair", "PAIR_LOCKED"),
-                        ThrottleKey::Address(_) => ("address", "ADDRESS_THROTTLED"),
-                    };
-                    let until = chrono::DateTime::from_timestamp_millis(until)
-                        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-                        .unwrap_or_default();
-                    log::warn!(
-                        "request_id={} lockout: {what} locked until {until} after repeated failures",
-                        ctx.request_id
-                    );
-                    self.audit
-                        .record(AuditRecord {
-                            at: now(),
-                            request_id: ctx.request_id.clone(),
-                            account_id: known.account_id,
-                            account_url: Some(credentials.account_url.as_str().to_string()),
-                            caller_id: None,
-                            caller_email: Some(credentials.email.as_str().to_string()),
-                            target_id: None,
-                            target_ext_id: None,
-                            outcome: "LOCKOUT",
-                            detail: Some(format!("{detail} until {until}")),
-                            client_addr: ctx.client_addr.clone(),
-                        })
-                        .await;
-                }
-            }
-            Err(e) => log::error!(
-                "request_id={} could not count a failure: {e}",
+        for (key, until) in locks {
+            let (what, detail) = match key {
+                ThrottleKey::Pair(_) => ("pair", "PAIR_LOCKED"),
+                ThrottleKey::Address(_) => ("address", "ADDRESS_THROTTLED"),
+            };
+            let until = chrono::DateTime::from_timestamp_millis(until)
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            log::warn!(
+                "request_id={} lockout: {what} locked until {until} after repeated failures",
                 ctx.request_id
-            ),
+            );
+            self.audit
+                .record(AuditRecord {
+                    at: now(),
+                    request_id: ctx.request_id.clone(),
+                    account_id: known.account_id,
+                    account_url: Some(credentials.account_url.as_str().to_string()),
+                    caller_id: None,
+                    caller_email: Some(credentials.email.as_str().to_string()),
+                    target_id: None,
+                    target_ext_id: None,
+                    outcome: "LOCKOUT",
+                    detail: Some(format!("{detail} until {until}")),
+                    client_addr: ctx.client_addr.clone(),
+                })
+                .await;
         }
     }
 
-    /// Re-hashes a password stored with weaker parameters. Best effort: a failure here
-    /// must not fail the caller's request.
-    async fn upgrade(&self, slot: &Slot, user: &UserRecord, password: &Password) {
+    /// Re-hashes a password stored with parameters other than the configured ones
+    /// (weaker or stronger: one verification cost per deployment). Best effort: a
+    /// failure here must not fail the caller's request.
+    async fn rehash(&self, slot: &Slot, user: &UserRecord, password: &Password) {
         let result = match self.hasher.hash(slot, password).await {
             Ok(new_hash) => self
                 .store
@@ -415,8 +531,11 @@ impl Service {
             Err(e) => Err(e.to_string()),
         };
         match result {
-            Ok(()) => log::info!("upgraded the hash parameters of user {}", user.ext_id),
-            Err(e) => log::warn!("could not upgrade the hash of user {}: {e}", user.ext_id),
+            Ok(()) => log::info!(
+                "re-hashed user {} with the configured parameters",
+                user.ext_id
+            ),
+            Err(e) => log::warn!("could not re-hash user {}: {e}", user.ext_id),
         }
     }
 }

@@ -157,6 +157,8 @@ pub enum EnvelopeError {
     TooLarge,
     #[error("The request body was not received in time")]
     BodyTimeout,
+    #[error("Content-Length and Transfer-Encoding together are not accepted")]
+    AmbiguousLength,
 }
 
 impl EnvelopeError {
@@ -177,6 +179,7 @@ impl EnvelopeError {
             EnvelopeError::MustUnderstand(_) => "MUST_UNDERSTAND",
             EnvelopeError::TooLarge => "TOO_LARGE",
             EnvelopeError::BodyTimeout => "BODY_TIMEOUT",
+            EnvelopeError::AmbiguousLength => "AMBIGUOUS_LENGTH",
         }
     }
 }

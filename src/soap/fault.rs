@@ -171,6 +171,10 @@ impl Fault {
                 status_override: Some(408),
                 ..Fault::new(FaultCode::Client, reason)
             },
+            EnvelopeError::AmbiguousLength => Fault {
+                status_override: Some(400),
+                ..Fault::new(FaultCode::Client, reason)
+            },
             _ => Fault::new(FaultCode::Client, reason),
         }
     }

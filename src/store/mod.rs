@@ -17,7 +17,8 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
-pub use audit::{AuditSink, AuditWriter};
+pub use crate::domain::lockout::ThrottlePolicy;
+pub use audit::{AuditSink, AuditWriter, DEFAULT_RETENTION, RefusedCall, Upkeep};
 pub use directory::{
     AccountRecord, AuditRecord, CallerLookup, ChangeRecord, TargetRecord, UserRecord,
 };
@@ -25,8 +26,31 @@ pub use import::{
     AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
     RolePlan, UserPlan,
 };
-pub use throttle::{ThrottleKey, ThrottlePolicy};
+pub use throttle::{LockStarted, Settlement, ThrottleKey};
 pub use trail::{AuditEntry, AuditFilter, PasswordChangedEvent};
+
+/// One sign-in's counters: the (account, e-mail) pair, the client address (none when
+/// allowlisted), the reservation id, and the rules they follow.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub account_key: String,
+    pub email_key: String,
+    pub pair: ThrottleKey,
+    pub address: Option<ThrottleKey>,
+    pub id: u64,
+    pub policy: ThrottlePolicy,
+}
+
+/// What [`Store::reserve_sign_in`] found.
+#[derive(Debug)]
+pub enum SignInGate {
+    /// Reserved: the caller lookup, to verify against.
+    Open(CallerLookup),
+    /// The pair or the address is locked.
+    Locked,
+    /// The pair's failures and verifications under way reach its threshold.
+    Full,
+}
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -149,7 +173,7 @@ impl Store {
             .is_ok()
     }
 
-    /// Looks up the caller by account URL key and e-mail key.
+    /// Looks up the caller by account URL key and e-mail key (the benchmark kit).
     pub async fn find_caller(
         &self,
         account_key: String,
@@ -159,41 +183,128 @@ impl Store {
             .await
     }
 
-    /// Whether any of `keys` is locked now, and the caller lookup, in one round trip:
-    /// `None` when locked, else the lookup and whether the first key (the pair) has a
-    /// failure counter a success must reset.
-    pub async fn find_caller_unless_locked(
+    /// Whether any of `keys` is locked now: a read, so that a flood against a lock is
+    /// refused before it takes a place in the hashing queue or the writer's turn.
+    pub async fn any_locked(
         &self,
-        account_key: String,
-        email_key: String,
         keys: Vec<ThrottleKey>,
         now_ms: i64,
-    ) -> Result<Option<(CallerLookup, bool)>, StoreError> {
-        self.call(move |conn| {
-            let counted = throttle::counters(conn, &keys)?;
-            if counted.iter().flatten().any(|until| *until > now_ms) {
-                return Ok(None);
-            }
-            let pair_counted = counted.first().is_some_and(Option::is_some);
-            directory::find_caller(conn, &account_key, &email_key).map(|c| Some((c, pair_counted)))
+    ) -> Result<bool, StoreError> {
+        self.call(move |conn| throttle::any_locked(conn, &keys, now_ms))
+            .await
+    }
+
+    /// Reserves the verification of a sign-in (contract §10: at most the threshold of
+    /// verifications per pair, whatever the concurrency) and looks the caller up, in one
+    /// write transaction: [`SignInGate::Open`] with the lookup, or why not. An open gate
+    /// must be settled with [`Store::settle_sign_in`].
+    pub async fn reserve_sign_in(
+        &self,
+        sign_in: SignIn,
+        now_ms: i64,
+    ) -> Result<SignInGate, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let gate = throttle::reserve(
+                &tx,
+                &sign_in.pair,
+                sign_in.address.as_ref(),
+                sign_in.id,
+                &sign_in.policy,
+                now_ms,
+            )?;
+            let gate = match gate {
+                Ok(()) => SignInGate::Open(directory::find_caller(
+                    &tx,
+                    &sign_in.account_key,
+                    &sign_in.email_key,
+                )?),
+                Err(throttle::Closed::Locked) => SignInGate::Locked,
+                Err(throttle::Closed::Full) => SignInGate::Full,
+            };
+            tx.commit()?;
+            Ok(gate)
         })
         .await
     }
 
-    /// Counts a failed authentication against `keys`; returns the locks it started.
-    pub async fn record_auth_failure(
+    /// Settles a reserved sign-in: a success resets the pair, a failure counts against
+    /// the pair and the address, an abandoned one frees its place. Returns the locks it
+    /// started. Now and then it also forgets counters that can no longer matter.
+    pub async fn settle_sign_in(
         &self,
-        keys: Vec<ThrottleKey>,
-        policy: ThrottlePolicy,
+        sign_in: SignIn,
+        outcome: Settlement,
         now_ms: i64,
-    ) -> Result<Vec<(ThrottleKey, i64)>, StoreError> {
-        self.write(move |conn| throttle::record_failure(conn, &keys, &policy, now_ms))
-            .await
+    ) -> Result<Vec<LockStarted>, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let started = throttle::settle(
+                &tx,
+                &sign_in.pair,
+                sign_in.address.as_ref(),
+                sign_in.id,
+                outcome,
+                &sign_in.policy,
+                now_ms,
+            )?;
+            if rand::random::<u8>() == 0 {
+                throttle::forget_quiet(&tx, &sign_in.policy, now_ms)?;
+            }
+            tx.commit()?;
+            Ok(started)
+        })
+        .await
     }
 
-    /// Resets a pair's failure count after a successful authentication.
-    pub async fn reset_auth_failures(&self, key: ThrottleKey) -> Result<(), StoreError> {
-        self.write(move |conn| throttle::reset(conn, &key)).await
+    /// Counts refused calls against client addresses (parameter faults before
+    /// authentication, contract §10), `n` at a time; returns the locks it started.
+    pub async fn count_refusals(
+        &self,
+        counts: Vec<(ThrottleKey, u32)>,
+        policy: ThrottlePolicy,
+        now_ms: i64,
+    ) -> Result<Vec<LockStarted>, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut started = Vec::new();
+            for (key, n) in &counts {
+                started.extend(throttle::count(&tx, key, *n, &policy, now_ms)?);
+            }
+            tx.commit()?;
+            Ok(started)
+        })
+        .await
+    }
+
+    /// The end of `key`'s lock, if it is locked now.
+    pub fn locked_until_blocking(
+        &self,
+        key: &ThrottleKey,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.call_blocking(|conn| throttle::locked_until(conn, key, now_ms))
+    }
+
+    /// Lifts the locks of `keys` and forgets their failures, with an audit row for each
+    /// (an operator's `unlock`); returns, per key, whether it had a counter and the end
+    /// of the lock that was lifted.
+    pub fn unlock_blocking(
+        &self,
+        keys: &[ThrottleKey],
+        audit: &AuditRecord,
+        now_ms: i64,
+    ) -> Result<Vec<(bool, Option<i64>)>, StoreError> {
+        self.write_blocking(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut out = Vec::new();
+            for key in keys {
+                out.push(throttle::unlock(&tx, key, now_ms)?);
+            }
+            directory::insert_audit(&tx, audit)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     /// Looks up the target within the caller's account, with everything the permission
@@ -241,6 +352,25 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(move |conn| directory::upgrade_hash(conn, user_id, &old_hash, &new_hash))
             .await
+    }
+
+    /// How many stored hashes cost more to verify than `configured`.
+    pub fn count_costlier_hashes(
+        &self,
+        configured: crate::crypto::HashParams,
+    ) -> Result<u64, StoreError> {
+        self.call_blocking(|conn| {
+            let mut stmt = conn.prepare("SELECT password_hash FROM users")?;
+            let mut rows = stmt.query([])?;
+            let mut n = 0;
+            while let Some(row) = rows.next()? {
+                let phc: String = row.get(0)?;
+                if crate::crypto::validate_hash(&phc).is_ok_and(|p| p.cost() > configured.cost()) {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
     }
 
     /// Ids already stored for the account with this URL key.

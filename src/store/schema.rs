@@ -128,9 +128,44 @@ CREATE TABLE auth_throttle (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// The §10 counters as `domain::lockout::Softlock` states (issue 9): failures per
+/// sub-window (`start:count,…`, so any window is counted, not a fixed one), attempts
+/// under way (`id:at,…`, reserved before their verification), the lock and its doubling.
+/// A count carried over from V2 becomes one sub-window at its window's start.
+const V3: &str = r#"
+CREATE TABLE auth_throttle_v3 (
+    key          TEXT    PRIMARY KEY,
+    failures     TEXT    NOT NULL DEFAULT '',
+    pending      TEXT    NOT NULL DEFAULT '',
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    lockouts     INTEGER NOT NULL DEFAULT 0,
+    updated_at   INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO auth_throttle_v3 (key, failures, locked_until, lockouts, updated_at)
+    SELECT key, CASE WHEN failures > 0 THEN window_start || ':' || failures ELSE '' END,
+           locked_until, lockouts, max(window_start, locked_until)
+      FROM auth_throttle;
+DROP TABLE auth_throttle;
+ALTER TABLE auth_throttle_v3 RENAME TO auth_throttle;
+CREATE INDEX auth_throttle_quiet ON auth_throttle(updated_at);
+"#;
+
+/// Calls refused before authentication are audited in aggregate (issue 9): a row per
+/// client address, outcome and minute, `count` the calls it stands for and
+/// `aggregate_key` what they are counted under (NULL for every other row: NULLs are
+/// distinct in a UNIQUE index, in SQLite as in PostgreSQL). Indexes for the retention's
+/// pruning by age.
+const V4: &str = r#"
+ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE audit_log ADD COLUMN aggregate_key TEXT;
+CREATE UNIQUE INDEX audit_log_aggregate ON audit_log(aggregate_key);
+CREATE INDEX audit_log_at ON audit_log(at);
+CREATE INDEX events_acked ON events(acked_at) WHERE acked_at IS NOT NULL;
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 #[cfg(test)]

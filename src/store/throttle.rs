@@ -1,41 +1,19 @@
-//! Failed-authentication counters per (account, e-mail) pair and per client address,
-//! in SQLite so a restart does not reset them (contract §10).
+//! Persistence of the §10 counters: one row per (account, e-mail) pair or client
+//! address holding its [`Softlock`] state, so a restart, or another instance on the same
+//! database, sees the same locks. The rules themselves are `domain::lockout`'s; every
+//! change here is a read-modify-write inside the caller's IMMEDIATE transaction.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
-
-/// The thresholds and windows of contract §10 (all configurable).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ThrottlePolicy {
-    /// Failures of one pair within `window_ms` that lock it.
-    pub pair_threshold: u32,
-    /// Failures from one address within `window_ms` that throttle it.
-    pub address_threshold: u32,
-    pub window_ms: i64,
-    /// First lock; each repeat doubles it, up to `max_lock_ms`.
-    pub lock_ms: i64,
-    pub max_lock_ms: i64,
-}
-
-impl Default for ThrottlePolicy {
-    fn default() -> Self {
-        ThrottlePolicy {
-            pair_threshold: 10,
-            address_threshold: 100,
-            window_ms: 15 * 60 * 1000,
-            lock_ms: 15 * 60 * 1000,
-            max_lock_ms: 24 * 60 * 60 * 1000,
-        }
-    }
-}
+use crate::domain::lockout::{LockRule, Refusal, Softlock, ThrottlePolicy};
 
 /// Which counter a key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThrottleKey {
     /// Account URL key and e-mail key, normalised as for matching.
     Pair(String),
-    /// A client address.
+    /// A client address (an IPv6 client by its /64).
     Address(String),
 }
 
@@ -54,93 +32,251 @@ impl ThrottleKey {
         }
     }
 
-    fn threshold(&self, policy: &ThrottlePolicy) -> u32 {
+    pub fn rule(&self, policy: &ThrottlePolicy) -> LockRule {
         match self {
-            ThrottleKey::Pair(_) => policy.pair_threshold,
-            ThrottleKey::Address(_) => policy.address_threshold,
+            ThrottleKey::Pair(_) => policy.pair_rule(),
+            ThrottleKey::Address(_) => policy.address_rule(),
         }
     }
 }
 
-/// For each of `keys`, its counter's `locked_until` (0 when never locked), or `None`
-/// when it has no counter.
-pub(super) fn counters(
+/// How a reserved sign-in ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// The password matched an active user: the pair's count resets.
+    Success,
+    /// Verified and wrong (or the user is unknown or deactivated): counted.
+    Failure,
+    /// Never verified (shed, or the client went away): the place is freed.
+    Abandoned,
+}
+
+/// A lock a failure started: its key and its end (Unix ms).
+pub type LockStarted = (ThrottleKey, i64);
+
+/// Whether any of `keys` is locked at `now`.
+pub(super) fn any_locked(
     conn: &Connection,
     keys: &[ThrottleKey],
-) -> Result<Vec<Option<i64>>, StoreError> {
+    now: i64,
+) -> Result<bool, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT locked_until FROM auth_throttle WHERE key = ?1")?;
-    keys.iter()
-        .map(|key| Ok(stmt.query_row([key.as_str()], |r| r.get(0)).optional()?))
+    for key in keys {
+        let until: Option<i64> = stmt.query_row([key.as_str()], |r| r.get(0)).optional()?;
+        if until.is_some_and(|until| until > now) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The lock end of `key`, if it is locked at `now`.
+pub(super) fn locked_until(
+    conn: &Connection,
+    key: &ThrottleKey,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    Ok(load(conn, key)?
+        .filter(|s| s.is_locked(now))
+        .map(|s| s.locked_until))
+}
+
+fn load(conn: &Connection, key: &ThrottleKey) -> Result<Option<Softlock>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT failures, pending, locked_until, lockouts FROM auth_throttle WHERE key = ?1",
+    )?;
+    let row: Option<(String, String, i64, i64)> = stmt
+        .query_row([key.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    Ok(
+        row.map(|(failures, pending, locked_until, lockouts)| Softlock {
+            failures: decode_pairs(&failures),
+            pending: decode_pairs(&pending),
+            locked_until,
+            lockouts: u32::try_from(lockouts).unwrap_or(u32::MAX),
+        }),
+    )
+}
+
+/// Writes `state` back, or deletes the row when nothing in it matters any more.
+fn save(
+    conn: &Connection,
+    key: &ThrottleKey,
+    state: &Softlock,
+    rule: &LockRule,
+    now: i64,
+) -> Result<(), StoreError> {
+    if state.is_forgettable(now, rule) {
+        conn.prepare_cached("DELETE FROM auth_throttle WHERE key = ?1")?
+            .execute([key.as_str()])?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO auth_throttle (key, failures, pending, locked_until, lockouts, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,
+             pending = excluded.pending, locked_until = excluded.locked_until,
+             lockouts = excluded.lockouts, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        key.as_str(),
+        encode_pairs(&state.failures),
+        encode_pairs(&state.pending),
+        state.locked_until,
+        state.lockouts,
+        now
+    ])?;
+    Ok(())
+}
+
+/// `a:b,a:b`: compact, readable in a SQL shell, and the same text in any database.
+fn encode_pairs<A: std::fmt::Display, B: std::fmt::Display>(items: &[(A, B)]) -> String {
+    let mut out = String::new();
+    for (i, (a, b)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("{a}:{b}"));
+    }
+    out
+}
+
+fn decode_pairs<A: std::str::FromStr, B: std::str::FromStr>(text: &str) -> Vec<(A, B)> {
+    text.split(',')
+        .filter_map(|item| {
+            let (a, b) = item.split_once(':')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
         .collect()
 }
 
-/// Counts one failure against each key; returns the keys whose lock started now, with
-/// the lock's end.
-pub(super) fn record_failure(
-    conn: &mut Connection,
-    keys: &[ThrottleKey],
+/// Why a sign-in may not be verified now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    Locked,
+    /// The pair's failures and attempts under way reach its threshold.
+    Full,
+}
+
+/// Reserves a verification of the pair for attempt `id`, unless the address or the pair
+/// is locked or the pair is full. Runs inside the caller's write transaction.
+pub(super) fn reserve(
+    conn: &Connection,
+    pair: &ThrottleKey,
+    address: Option<&ThrottleKey>,
+    id: u64,
     policy: &ThrottlePolicy,
-    now_ms: i64,
-) -> Result<Vec<(ThrottleKey, i64)>, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    now: i64,
+) -> Result<Result<(), Closed>, StoreError> {
+    if let Some(address) = address {
+        if load(conn, address)?.is_some_and(|s| s.is_locked(now)) {
+            return Ok(Err(Closed::Locked));
+        }
+    }
+    let rule = pair.rule(policy);
+    let mut state = load(conn, pair)?.unwrap_or_default();
+    match state.reserve(id, now, &rule) {
+        Ok(()) => {
+            save(conn, pair, &state, &rule, now)?;
+            Ok(Ok(()))
+        }
+        Err(Refusal::Locked { .. }) => Ok(Err(Closed::Locked)),
+        Err(Refusal::Full) => Ok(Err(Closed::Full)),
+    }
+}
+
+/// Settles attempt `id` of `pair`: a failure is also counted against `address`.
+/// Returns the locks it started.
+pub(super) fn settle(
+    conn: &Connection,
+    pair: &ThrottleKey,
+    address: Option<&ThrottleKey>,
+    id: u64,
+    outcome: Settlement,
+    policy: &ThrottlePolicy,
+    now: i64,
+) -> Result<Vec<LockStarted>, StoreError> {
     let mut started = Vec::new();
-    for key in keys {
-        let row: Option<(i64, i64, i64, i64)> = tx
-            .prepare_cached(
-                "SELECT failures, window_start, locked_until, lockouts FROM auth_throttle WHERE key = ?1",
-            )?
-            .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .optional()?;
-        let (mut failures, mut window_start, mut locked_until, mut lockouts) =
-            row.unwrap_or((0, now_ms, 0, 0));
-        if now_ms - window_start > policy.window_ms {
-            failures = 0;
-            window_start = now_ms;
+    let rule = pair.rule(policy);
+    let mut state = load(conn, pair)?.unwrap_or_default();
+    match outcome {
+        Settlement::Success => state.succeed(id),
+        Settlement::Abandoned => state.release(id),
+        Settlement::Failure => {
+            if let Some(until) = state.fail(id, now, &rule) {
+                started.push((pair.clone(), until));
+            }
         }
-        failures += 1;
-        if failures >= i64::from(key.threshold(policy)) {
-            let doubling = 1i64
-                .checked_shl(lockouts.clamp(0, 40) as u32)
-                .unwrap_or(i64::MAX);
-            let lock = policy
-                .lock_ms
-                .saturating_mul(doubling)
-                .min(policy.max_lock_ms);
-            locked_until = now_ms.saturating_add(lock);
-            lockouts += 1;
-            failures = 0;
-            window_start = now_ms;
-            started.push((key.clone(), locked_until));
-        }
-        tx.prepare_cached(
-            "INSERT INTO auth_throttle (key, failures, window_start, locked_until, lockouts)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,
-                 window_start = excluded.window_start, locked_until = excluded.locked_until,
-                 lockouts = excluded.lockouts",
-        )?
-        .execute(params![
-            key.as_str(),
-            failures,
-            window_start,
-            locked_until,
-            lockouts
-        ])?;
     }
-    // Forget counters that can no longer matter (now and then: it scans the table).
-    if rand::random::<u8>() == 0 {
-        tx.execute(
-            "DELETE FROM auth_throttle WHERE locked_until < ?1 AND window_start < ?2",
-            params![now_ms, now_ms - policy.window_ms.max(policy.max_lock_ms)],
-        )?;
+    save(conn, pair, &state, &rule, now)?;
+    if let (Settlement::Failure, Some(address)) = (outcome, address) {
+        started.extend(count(conn, address, 1, policy, now)?);
     }
-    tx.commit()?;
     Ok(started)
 }
 
-/// A success resets the pair's count (and its lock history); the address's stays.
-pub(super) fn reset(conn: &Connection, key: &ThrottleKey) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM auth_throttle WHERE key = ?1")?
-        .execute([key.as_str()])?;
-    Ok(())
+/// Counts `n` failures against `key` without a reservation (an address's refused calls).
+pub(super) fn count(
+    conn: &Connection,
+    key: &ThrottleKey,
+    n: u32,
+    policy: &ThrottlePolicy,
+    now: i64,
+) -> Result<Option<LockStarted>, StoreError> {
+    let rule = key.rule(policy);
+    let mut state = load(conn, key)?.unwrap_or_default();
+    let started = state.count(n, now, &rule).map(|until| (key.clone(), until));
+    save(conn, key, &state, &rule, now)?;
+    Ok(started)
+}
+
+/// Lifts `key`'s lock and forgets its failures; returns whether a row existed and the
+/// end of the lock that was lifted.
+pub(super) fn unlock(
+    conn: &Connection,
+    key: &ThrottleKey,
+    now: i64,
+) -> Result<(bool, Option<i64>), StoreError> {
+    let Some(mut state) = load(conn, key)? else {
+        return Ok((false, None));
+    };
+    let was = state.unlock(now);
+    conn.prepare_cached(
+        "UPDATE auth_throttle SET failures = '', locked_until = 0, lockouts = 0, updated_at = ?2
+          WHERE key = ?1",
+    )?
+    .execute(params![key.as_str(), now])?;
+    Ok((true, was))
+}
+
+/// Forgets counters untouched for longer than a window, a longest lock and a
+/// reservation's lifetime: nothing in them can count any more. Scans the table, so the
+/// caller runs it now and then, not on every write.
+pub(super) fn forget_quiet(
+    conn: &Connection,
+    policy: &ThrottlePolicy,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let quiet = policy
+        .window_ms
+        .saturating_add(policy.max_lock_ms)
+        .max(crate::domain::lockout::RESERVATION_TTL_MS);
+    Ok(conn
+        .prepare_cached("DELETE FROM auth_throttle WHERE updated_at < ?1 AND locked_until < ?2")?
+        .execute(params![now.saturating_sub(quiet), now])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_round_trip_and_garbage_is_skipped() {
+        let items: Vec<(i64, u32)> = vec![(1_700_000_000_000, 3), (-5, 0)];
+        assert_eq!(decode_pairs::<i64, u32>(&encode_pairs(&items)), items);
+        assert_eq!(decode_pairs::<i64, u32>(""), vec![]);
+        assert_eq!(decode_pairs::<i64, u32>("x:1,2:3,4"), vec![(2, 3)]);
+    }
 }

@@ -19,6 +19,9 @@ pub struct AuditEntry {
     pub outcome: String,
     pub detail: Option<String>,
     pub client_addr: String,
+    /// How many calls the row stands for: 1, or more for calls refused before
+    /// authentication, which are counted per client address, outcome and minute.
+    pub count: i64,
 }
 
 /// Which audit rows to show.
@@ -48,7 +51,8 @@ pub struct PasswordChangedEvent {
 pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT l.id, l.at, l.request_id, COALESCE(a.url, l.account_url), l.caller_email,
-                c.ext_id, COALESCE(t.ext_id, l.target_ext_id), l.outcome, l.detail, l.client_addr
+                c.ext_id, COALESCE(t.ext_id, l.target_ext_id), l.outcome, l.detail, l.client_addr,
+                l.count
            FROM audit_log l
            LEFT JOIN accounts a ON a.id = l.account_id
            LEFT JOIN users c ON c.id = l.caller_id
@@ -70,6 +74,7 @@ pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry
             outcome: r.get(7)?,
             detail: r.get(8)?,
             client_addr: r.get(9)?,
+            count: r.get(10)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

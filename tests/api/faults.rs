@@ -1160,7 +1160,10 @@ fn a_successful_change_writes_an_audit_row_and_a_password_changed_event() {
 }
 
 #[test]
-fn every_failed_attempt_writes_an_audit_row_and_no_event() {
+/// Every attempt is audited and none writes an event: an authenticated one in a row of
+/// its own, one refused before authentication counted into its client's row of the
+/// minute (contract §10, "Precisions").
+fn every_failed_attempt_is_audited_and_writes_no_event() {
     let app = spawn_app();
     let attempts = [
         (
@@ -1196,13 +1199,43 @@ fn every_failed_attempt_writes_an_audit_row_and_no_event() {
         ),
     ];
     let mut expected = std::collections::BTreeMap::<&str, i64>::new();
+    let mut first_refusal = None;
     for v in BOTH {
-        for (outcome, detail, fields) in &attempts {
+        for (i, (outcome, detail, fields)) in attempts.iter().enumerate() {
             let reply = app.call(v, &fields.xml());
             assert_ne!(reply.status, 200, "{}", reply.body);
+            if i == 0 {
+                // Refused before authentication: counted into one row.
+                let first = first_refusal.get_or_insert_with(|| request_id(&reply));
+                let calls = if v == Soap::V11 { 1 } else { 2 };
+                let condition = "outcome = 'WRONG_PARAMETERS' AND detail = 'userId'";
+                assert_eq!(app.audit_calls_where(condition, calls), calls);
+                let rows = app.audit_rows_where(condition, 1);
+                let first_id: String = app
+                    .db()
+                    .query_row(
+                        &format!("SELECT min(request_id) FROM audit_log WHERE {condition}"),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .expect("the counted row");
+                // One row, unless the two calls fell either side of a minute.
+                assert!(rows == 1 || (rows == 2 && calls == 2), "{rows} rows");
+                if rows == 1 {
+                    assert_eq!(&first_id, first, "the row names its minute's first call");
+                }
+                continue;
+            }
             *expected.entry(outcome).or_default() += 1;
             let want = expected[outcome];
-            assert_eq!(app.audit_rows(outcome, want), want, "{outcome}");
+            assert_eq!(
+                app.audit_rows_where(
+                    &format!("outcome = '{outcome}' AND aggregate_key IS NULL"),
+                    want
+                ),
+                want,
+                "{outcome}"
+            );
             let request_id = request_id(&reply);
             let row: (String, Option<String>) = app
                 .db()

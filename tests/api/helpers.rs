@@ -361,6 +361,27 @@ impl TestApp {
         }
     }
 
+    /// Waits until the audit rows matching `condition` stand for at least `at_least`
+    /// calls (calls refused before authentication are counted into one row per client
+    /// address, outcome and minute); returns how many they stand for.
+    pub fn audit_calls_where(&self, condition: &str, at_least: i64) -> i64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let n: i64 = self
+                .db()
+                .query_row(
+                    &format!("SELECT COALESCE(sum(count), 0) FROM audit_log WHERE {condition}"),
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("count audited calls");
+            if n >= at_least || std::time::Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until the failed-attempt audit rows (written in batches) have landed.
     pub fn audit_rows(&self, outcome: &str, at_least: i64) -> i64 {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
