@@ -213,8 +213,9 @@ struct ServeArgs {
     #[arg(long, default_value = "400d", value_parser = parse_retention)]
     audit_retention: Retention,
     /// The longest a request may expect to wait for a hashing slot; beyond it the
-    /// request is refused at once with ServerBusyFault (e.g. 1s, 500ms).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// request is refused at once with ServerBusyFault (e.g. 1500ms, 3s). A request let
+    /// into the queue is served.
+    #[arg(long, default_value = "1500ms", value_parser = parse_duration)]
     hash_wait: std::time::Duration,
     #[command(flatten)]
     hash: HashArgs,

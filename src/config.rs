@@ -76,7 +76,7 @@ impl Settings {
             hash: HashParams::default(),
             hash_slots: cores(),
             hash_queue: 8 * cores(),
-            hash_wait: Duration::from_secs(1),
+            hash_wait: Duration::from_millis(1500),
             limits: Limits::default(),
             defences: Defences::default(),
             trusted_proxies: Vec::new(),

@@ -26,15 +26,21 @@ const MAX_CLIENTS: usize = 4096;
 /// and the last sequence number given.
 type ClientPaces = (HashMap<String, (u64, u64)>, u64);
 
-/// The moving averages, in microseconds (weight 1/8 for each new failure).
+/// The moving averages, in microseconds.
 pub struct FailurePace {
     /// Failures' time without their hashing-queue wait, over all clients.
     unqueued: AtomicU64,
     clients: Mutex<ClientPaces>,
 }
 
+/// Weight 1/8: the average over every client, many failures a second under load.
 fn fold(old: u64, new: u64) -> u64 {
     old - old / 8 + new / 8
+}
+
+/// Weight 1/4: a client's own average follows its few failures faster.
+fn fold_own(old: u64, new: u64) -> u64 {
+    old - old / 4 + new / 4
 }
 
 fn micros(d: Duration) -> u64 {
@@ -71,7 +77,7 @@ impl FailurePace {
             clients.retain(|_, (_, at)| *at > cutoff);
         }
         let entry = clients.entry(client.to_string()).or_insert((took, seen));
-        *entry = (fold(entry.0, took), seen);
+        *entry = (fold_own(entry.0, took), seen);
     }
 
     /// How long a locked call from `client` should take in all, jitter included.

@@ -544,7 +544,72 @@ pub fn assert_bare_fault(reply: &Reply, version: Soap, status: u16, code_local: 
     );
 }
 
+// ------------------------------------------------------------------------ raw HTTP
+
+/// An HTTP response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response (head, then a `Content-Length` body) from `reader`.
+pub fn read_response(reader: &mut impl BufRead) -> std::io::Result<RawResponse> {
+    let mut status_line = String::new();
+    if reader.read_line(&mut status_line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("status line {status_line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(RawResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
 // ------------------------------------------------------------------------ the binary
+
+/// The binary under test: this build's, or the one `SOAP_PASSWD_TEST_BIN` names (to
+/// run these tests against an older build and see which of them it fails).
+pub fn binary() -> PathBuf {
+    std::env::var_os("SOAP_PASSWD_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_soap-passwd")),
+        PathBuf::from,
+    )
+}
 
 /// The real binary: `soap-passwd serve` on a free port (the flags in `extra`, the
 /// log level in `rust_log`),, its stdout and stderr drained all along (so a
@@ -565,7 +630,7 @@ pub struct Printed {
 
 impl Served {
     pub fn start(db: &Path, extra: &[&str], rust_log: &str) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_soap-passwd"))
+        let mut child = Command::new(binary())
             .args(["serve", "--bind", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(extra)

@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts the real service on 127.0.0.1:0 over a temp SQLite file
 //! and talks SOAP to it over HTTP.
 
+mod attacks;
 mod concurrency;
 mod docs;
 mod envelope;
