@@ -70,14 +70,22 @@ impl Application {
             settings.hash_wait,
         )
         .map_err(StartupError::Hasher)?;
+        let locks = std::sync::Arc::new(crate::store::LockCache::default());
         let upkeep = Upkeep {
             policy: settings.defences.policy.clone(),
             retention: settings.audit_retention,
+            locks: locks.clone(),
         };
         let (audit, audit_writer) =
             AuditSink::start(&store, upkeep).map_err(|e| StartupError::Other(e.to_string()))?;
         warn_of_costlier_hashes(&store, settings);
-        let service = Service::new(store.clone(), hasher, audit, settings.defences.clone());
+        let service = Service::new(
+            store.clone(),
+            hasher,
+            audit,
+            settings.defences.clone(),
+            locks,
+        );
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),
             source,

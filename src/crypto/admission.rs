@@ -9,10 +9,14 @@
 //! slot however long that takes (a bound of [`SAFETY_WAITS`] × `max_wait` only guards
 //! against a stuck pool). A fixed wait bound shed requests of a normal burst that had
 //! already waited most of it, when the host happened to be slow.
-//! When a slot frees, it goes to the waiter whose address holds the fewest slots
-//! (first come among equals), so one address flooding the service cannot take more than
-//! its share while others wait; the estimate follows that order, so a flooder's next
-//! request is shed while a quiet client's is admitted.
+//! When a slot frees, it goes to the waiter whose address holds the fewest slots; among
+//! those, to the address with the fewest requests waiting, then the one that held slots
+//! least in the last seconds, then first come. So one address flooding the service
+//! cannot take more than its share while others wait, and the estimate follows that
+//! order: a flooder's next request is shed while a quiet client's is admitted. Without
+//! the tie-breaks, an address whose slot had just freed tied with a quiet one and,
+//! queued earlier, won every time: a learner's 8 connections held an admin's 2 to one
+//! slot (28 % of its rate alone).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,11 +45,30 @@ struct Waiter {
     grant: oneshot::Sender<()>,
 }
 
+/// How fast an address's slot time is forgotten: halved every this long.
+const USAGE_HALF_LIFE: Duration = Duration::from_secs(1);
+
+/// Slot time an address used lately, decayed: (seconds, when last updated).
+#[derive(Clone, Copy)]
+struct Usage {
+    secs: f64,
+    at: Instant,
+}
+
+impl Usage {
+    fn now(&self, now: Instant) -> f64 {
+        let halvings =
+            now.saturating_duration_since(self.at).as_secs_f64() / USAGE_HALF_LIFE.as_secs_f64();
+        self.secs * 0.5f64.powf(halvings)
+    }
+}
+
 #[derive(Default)]
 struct State {
     free: usize,
     slots: usize,
     held: HashMap<Arc<str>, usize>,
+    usage: HashMap<Arc<str>, Usage>,
     waiting: VecDeque<Waiter>,
     next_id: u64,
     /// Moving average of how long a slot is held (weight 1/8 per release).
@@ -82,14 +105,33 @@ impl State {
         self.hold.saturating_mul(turns) / u32::try_from(self.slots.max(1)).unwrap_or(1)
     }
 
-    /// Hands free slots to waiters, fewest-held address first.
+    /// Hands free slots to waiters: fewest-held address first; among those, the one
+    /// with fewest requests waiting (it asks least), then the one that used slots least
+    /// lately, then first come.
     fn dispatch(&mut self) {
+        let now = Instant::now();
         while self.free > 0 {
+            let mut waiting: HashMap<&str, usize> = HashMap::new();
+            for w in &self.waiting {
+                *waiting.entry(&w.client).or_insert(0) += 1;
+            }
+            let key = |(i, w): &(usize, &Waiter)| {
+                let held = self.held.get(&w.client).copied().unwrap_or(0);
+                let asks = waiting.get(w.client.as_ref()).copied().unwrap_or(0);
+                let used = self.usage.get(&w.client).map_or(0.0, |u| u.now(now));
+                (held, asks, used, *i)
+            };
             let Some(index) = self
                 .waiting
                 .iter()
                 .enumerate()
-                .min_by_key(|(i, w)| (self.held.get(&w.client).copied().unwrap_or(0), *i))
+                .min_by(|a, b| {
+                    let (a, b) = (key(a), key(b));
+                    (a.0, a.1)
+                        .cmp(&(b.0, b.1))
+                        .then(a.2.total_cmp(&b.2))
+                        .then(a.3.cmp(&b.3))
+                })
                 .map(|(i, _)| i)
             else {
                 return;
@@ -145,6 +187,19 @@ impl State {
 
     fn release(&mut self, client: &Arc<str>, held_for: Duration) {
         self.hold = self.hold - self.hold / 8 + held_for / 8;
+        let now = Instant::now();
+        let used = self.usage.get(client).map_or(0.0, |u| u.now(now));
+        self.usage.insert(
+            client.clone(),
+            Usage {
+                secs: used + held_for.as_secs_f64(),
+                at: now,
+            },
+        );
+        if self.usage.len() > 4096 {
+            // Forget addresses whose use has decayed to nothing.
+            self.usage.retain(|_, u| u.now(now) > 1e-3);
+        }
         if let Some(n) = self.held.get_mut(client) {
             *n -= 1;
             if *n == 0 {
@@ -220,6 +275,19 @@ pub struct Slot {
     admission: Arc<Admission>,
     client: Arc<str>,
     since: Instant,
+}
+
+impl Slot {
+    /// Requests of this slot's address that hold a slot or wait for one.
+    pub fn outstanding(&self) -> usize {
+        let state = self.admission.lock();
+        let held = state.held.get(&self.client).copied().unwrap_or(0);
+        held + state
+            .waiting
+            .iter()
+            .filter(|w| w.client == self.client)
+            .count()
+    }
 }
 
 impl Drop for Slot {
@@ -509,6 +577,31 @@ mod tests {
             most.load(Ordering::SeqCst)
         );
         assert_eq!(admission.load(), (2, 0));
+    }
+
+    /// Issue 9: with slots held one each, a freed slot went to whichever address had
+    /// queued first; an attacker's 8 connections, always queued, won every tie against
+    /// an admin's 2. Among equals the address asking for less goes first.
+    #[tokio::test]
+    async fn a_tie_goes_to_the_address_asking_for_less() {
+        let admission = Admission::new(3, 16, Duration::from_secs(5), QUICK);
+        let attacker = admission.acquire("attacker").await.unwrap();
+        let _attacker = admission.acquire("attacker").await.unwrap();
+        let _admin = admission.acquire("admin").await.unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            let mut wait = Box::pin(admission.acquire("attacker"));
+            enqueue(&mut wait).await;
+            waits.push(wait);
+        }
+        let mut admin_wait = Box::pin(admission.acquire("admin"));
+        enqueue(&mut admin_wait).await;
+        // One of the attacker's slots frees: both then hold one, and the admin asks for
+        // less.
+        drop(attacker);
+        let granted = tokio::time::timeout(Duration::from_millis(100), &mut admin_wait).await;
+        assert!(matches!(granted, Ok(Ok(_))), "the admin got the slot");
+        assert_eq!(admission.load(), (0, 3));
     }
 
     #[tokio::test]

@@ -35,15 +35,17 @@ const MIN_ZXCVBN_SCORE: u8 = 3;
 /// Local parts shorter than this are not searched for (contract §6).
 const MIN_LOCAL_PART_CHARS: usize = 3;
 
-/// The characters of a password zxcvbn scores: its first 32 (after separators are
+/// The characters of a password zxcvbn scores: its first 16 (after separators are
 /// taken out). zxcvbn's cost grows with the square of the length, times the l33t
 /// substitutions it tries: a crafted 100-character password cost 0.5–1.3 s of CPU, 20–50
-/// argon2 operations, for any caller allowed to change a password (issue 9). At 32 the
-/// worst string found (every l33t character in turn) costs ~46 ms, about two argon2
-/// operations (`cargo bench --bench kit`, row "policy"). A password whose first 32
-/// characters are not guessable is not guessable; one whose are (`passwordpassword…`) is
-/// refused whatever follows, as zxcvbn itself stops at 100.
-pub const MAX_SCORED_CHARS: usize = 32;
+/// argon2 operations, for any caller allowed to change a password (issue 9). The worst
+/// string found (every l33t character in turn) costs ~4 ms at 16 characters, a quarter
+/// of an argon2 operation (~19 ms at 20, ~46 ms at 32): at 16, an admin keeps more than
+/// half its change rate against eight connections of such changes on two cores (the
+/// kit's "attacks" row; 46–48 % at 20 and 24). A password whose first 16 characters are
+/// not guessable (zxcvbn: more than 10^8 guesses) is not guessable; one whose are
+/// (`passwordpassword…`) is refused whatever follows, as zxcvbn itself stops at 100.
+pub const MAX_SCORED_CHARS: usize = 16;
 
 impl PasswordPolicy {
     /// The rules that look only at the new password and the target's e-mail.

@@ -22,8 +22,8 @@ use crate::domain::{
     UserStatus, Violation,
 };
 use crate::store::{
-    AccountRecord, AuditRecord, AuditSink, ChangeRecord, LockStarted, RefusedCall, Settlement,
-    SignIn, SignInGate, Store, ThrottleKey, ThrottlePolicy, UserRecord,
+    AccountRecord, AuditRecord, AuditSink, ChangeRecord, LockCache, LockStarted, RefusedCall,
+    Settlement, SignIn, SignInGate, Store, ThrottleKey, ThrottlePolicy, UserRecord,
 };
 use pace::FailurePace;
 
@@ -56,6 +56,8 @@ pub struct Service {
     defences: Defences,
     pace: Arc<FailurePace>,
     turns: Arc<PairTurns>,
+    /// Address locks known to this process, to pace refused calls from them.
+    locks: Arc<LockCache>,
 }
 
 /// Brute-force defence settings (contract §10).
@@ -168,7 +170,13 @@ fn now() -> String {
 }
 
 impl Service {
-    pub fn new(store: Store, hasher: PasswordHasher, audit: AuditSink, defences: Defences) -> Self {
+    pub fn new(
+        store: Store,
+        hasher: PasswordHasher,
+        audit: AuditSink,
+        defences: Defences,
+        locks: Arc<LockCache>,
+    ) -> Self {
         let pace = Arc::new(FailurePace::new(hasher.one_operation()));
         Service {
             store,
@@ -177,6 +185,7 @@ impl Service {
             defences,
             pace,
             turns: Arc::default(),
+            locks,
         }
     }
 
@@ -185,18 +194,9 @@ impl Service {
     }
 
     /// Records a call refused while its message was converted into a request (wrong
-    /// parameters, an unsupported token type): audited in aggregate, and counted against
-    /// the client address (contract §10).
+    /// parameters, an unsupported token type): see [`Service::refuse`].
     pub async fn reject(&self, error: ServiceError, ctx: &RequestContext) -> Attempt {
-        self.audit
-            .refused(RefusedCall {
-                at_ms: now_ms(),
-                request_id: ctx.request_id.clone(),
-                client_addr: ctx.client_addr.clone(),
-                outcome: error.outcome_code(),
-                detail: error.audit_detail(),
-                counts_against: self.defences.address_key(ctx),
-            })
+        self.refuse(error.outcome_code(), error.audit_detail(), ctx)
             .await;
         Attempt {
             account: None,
@@ -207,18 +207,38 @@ impl Service {
     }
 
     /// Records a call refused before its message could be read as a request (not XML,
-    /// not an envelope, too large…): audited in aggregate under `outcome`.
+    /// not an envelope, too large…): see [`Service::refuse`].
     pub async fn refuse_envelope(&self, outcome: &'static str, ctx: &RequestContext) {
+        self.refuse(outcome, None, ctx).await;
+    }
+
+    /// A call refused before authentication, by the caller's fault: audited in
+    /// aggregate and counted against the client address (contract §10). From an address
+    /// that is throttled its answer — still the precise fault — comes after as long as a
+    /// failed sign-in of that client takes, as a locked-out call's does: a flood of cheap
+    /// refusals cannot take the cores that hashing for everyone else needs (a junk flood
+    /// cut an admin's change rate to 40 %), and with the per-address connection limit it
+    /// runs at a bounded rate.
+    async fn refuse(&self, outcome: &'static str, detail: Option<String>, ctx: &RequestContext) {
+        let started = Instant::now();
+        let counter = self.defences.address_key(ctx);
+        let throttled = counter
+            .as_ref()
+            .is_some_and(|key| self.locks.is_locked(key, now_ms()));
         self.audit
             .refused(RefusedCall {
                 at_ms: now_ms(),
                 request_id: ctx.request_id.clone(),
                 client_addr: ctx.client_addr.clone(),
                 outcome,
-                detail: None,
-                counts_against: None,
+                detail,
+                counts_against: counter,
             })
             .await;
+        if throttled {
+            let pace = self.pace.for_client(&ctx.client_key);
+            tokio::time::sleep(pace.saturating_sub(started.elapsed())).await;
+        }
     }
 
     /// Runs `UpdateUserPassword`. Failures are audited here; a success is audited in the
@@ -489,6 +509,9 @@ impl Service {
         known: &Known,
     ) {
         for (key, until) in locks {
+            if let ThrottleKey::Address(_) = key {
+                self.locks.note(&key, until, now_ms());
+            }
             let (what, detail) = match key {
                 ThrottleKey::Pair(_) => ("pair", "PAIR_LOCKED"),
                 ThrottleKey::Address(_) => ("address", "ADDRESS_THROTTLED"),

@@ -22,7 +22,7 @@ use log::{error, info, warn};
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
-use super::throttle::{self, ThrottleKey};
+use super::throttle::{self, LockCache, ThrottleKey};
 use super::{AuditRecord, Store, StoreError, directory};
 use crate::domain::lockout::ThrottlePolicy;
 
@@ -62,6 +62,8 @@ pub struct Upkeep {
     pub policy: ThrottlePolicy,
     /// Audit rows and acknowledged events older than this are deleted; `None` keeps all.
     pub retention: Option<Duration>,
+    /// Where the counted addresses' locks are noted for the service.
+    pub locks: std::sync::Arc<LockCache>,
 }
 
 impl Default for Upkeep {
@@ -69,6 +71,7 @@ impl Default for Upkeep {
         Upkeep {
             policy: ThrottlePolicy::default(),
             retention: Some(DEFAULT_RETENTION),
+            locks: Default::default(),
         }
     }
 }
@@ -235,7 +238,7 @@ fn run(store: Store, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
         if (stop || flushed.elapsed() >= FLUSH_EVERY) && !tally.is_empty() {
             let gathered = std::mem::take(&mut tally);
             write_with_retries(&store, "refused calls", |conn| {
-                write_tally(conn, &gathered, &upkeep.policy)
+                write_tally(conn, &gathered, &upkeep.policy, &upkeep.locks)
             });
             flushed = Instant::now();
         }
@@ -293,6 +296,7 @@ fn write_tally(
     conn: &mut Connection,
     tally: &Tally,
     policy: &ThrottlePolicy,
+    locks: &LockCache,
 ) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
@@ -322,8 +326,11 @@ fn write_tally(
         }
     }
     let now = Utc::now().timestamp_millis();
+    let mut noted = Vec::new();
     for (counter, n, client_addr, request_id) in tally.counts.values() {
-        if let Some((_, until)) = throttle::count(&tx, counter, *n, policy, now)? {
+        let (started, locked_until) = throttle::count_and_read(&tx, counter, *n, policy, now)?;
+        noted.push((counter, locked_until));
+        if let Some((_, until)) = started {
             let until = rfc3339(until);
             warn!(
                 "request_id={request_id} lockout: address locked until {until} after repeated refused calls"
@@ -347,6 +354,9 @@ fn write_tally(
         }
     }
     tx.commit()?;
+    for (counter, until) in noted {
+        locks.note(counter, until, now);
+    }
     Ok(())
 }
 

@@ -26,7 +26,7 @@ pub use import::{
     AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
     RolePlan, UserPlan,
 };
-pub use throttle::{LockStarted, Settlement, ThrottleKey};
+pub use throttle::{LockCache, LockStarted, Settlement, ThrottleKey};
 pub use trail::{AuditEntry, AuditFilter, PasswordChangedEvent};
 
 /// One sign-in's counters: the (account, e-mail) pair, the client address (none when

@@ -40,6 +40,42 @@ impl ThrottleKey {
     }
 }
 
+/// The address locks this process knows of, so that calls refused before
+/// authentication from a throttled address can be paced without a database read each:
+/// filled by the background writer as it counts refusals (it reads each counted
+/// address's lock back, whichever instance started it) and by sign-ins that start one.
+#[derive(Debug, Default)]
+pub struct LockCache {
+    until: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl LockCache {
+    /// Most addresses remembered; past it, ended locks are forgotten first, then all.
+    const MAX: usize = 65_536;
+
+    /// Records that `key` is locked until `until` (0: not locked).
+    pub fn note(&self, key: &ThrottleKey, until: i64, now: i64) {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        if until <= now {
+            map.remove(key.as_str());
+            return;
+        }
+        if map.len() >= Self::MAX {
+            map.retain(|_, u| *u > now);
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+        }
+        map.insert(key.as_str().to_string(), until);
+    }
+
+    /// Whether `key` is known to be locked at `now`.
+    pub fn is_locked(&self, key: &ThrottleKey, now: i64) -> bool {
+        let map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key.as_str()).is_some_and(|until| *until > now)
+    }
+}
+
 /// How a reserved sign-in ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settlement {
@@ -225,11 +261,22 @@ pub(super) fn count(
     policy: &ThrottlePolicy,
     now: i64,
 ) -> Result<Option<LockStarted>, StoreError> {
+    Ok(count_and_read(conn, key, n, policy, now)?.0)
+}
+
+/// [`count`], also returning the key's lock end afterwards (0 when not locked).
+pub(super) fn count_and_read(
+    conn: &Connection,
+    key: &ThrottleKey,
+    n: u32,
+    policy: &ThrottlePolicy,
+    now: i64,
+) -> Result<(Option<LockStarted>, i64), StoreError> {
     let rule = key.rule(policy);
     let mut state = load(conn, key)?.unwrap_or_default();
     let started = state.count(n, now, &rule).map(|until| (key.clone(), until));
     save(conn, key, &state, &rule, now)?;
-    Ok(started)
+    Ok((started, state.locked_until))
 }
 
 /// Lifts `key`'s lock and forgets its failures; returns whether a row existed and the
