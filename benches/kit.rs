@@ -15,6 +15,8 @@
 //! - `KIT_ONLY=argon2,heavy,light,overload,fairness,attacks,directory` (or those names as
 //!   arguments): run only these sections (argon2 always runs: the others are judged by it);
 //! - `KIT_SECS=N`: seconds of each heavy and light measurement (default 10, quick 2);
+//! - `KIT_SERVICE_BIN=PATH`: measure another build of the service (an older commit's,
+//!   for a before/after comparison in one sitting);
 //! - `KIT_QUIET=N`: before each measurement, wait up to N seconds (default 20, quick 0)
 //!   for other processes to leave the machine idle. Every load row also shows the CPU the
 //!   server, the generator and everything else used while it was measured.
@@ -38,8 +40,14 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::{LocalSet, spawn_local};
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
-/// The service under test, built by `cargo bench` in the release profile.
-const SERVICE_BIN: &str = env!("CARGO_BIN_EXE_soap-passwd");
+/// The service under test, built by `cargo bench` in the release profile (or the one
+/// `KIT_SERVICE_BIN` names).
+fn service_bin() -> PathBuf {
+    std::env::var_os("KIT_SERVICE_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_soap-passwd")),
+        PathBuf::from,
+    )
+}
 /// Set when this binary is re-executed to serve the baseline handler.
 const BASELINE_ENV: &str = "SOAP_PASSWD_KIT_BASELINE";
 
@@ -498,7 +506,7 @@ impl Kit<'_> {
     }
 
     fn start_service(&self, db: &Path, name: &str, extra: &[&str]) -> Result<Served, String> {
-        let mut cmd = self.pinning.server_command(Path::new(SERVICE_BIN));
+        let mut cmd = self.pinning.server_command(&service_bin());
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(extra);
@@ -544,7 +552,7 @@ impl Kit<'_> {
 
     /// `soap-passwd import`, timed, with the importer's peak RSS.
     fn import(&self, json: &Path, db: &Path) -> Result<Imported, String> {
-        let mut cmd = self.pinning.server_command(Path::new(SERVICE_BIN));
+        let mut cmd = self.pinning.server_command(&service_bin());
         cmd.arg("import")
             .arg(json)
             .arg("--db")

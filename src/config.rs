@@ -75,7 +75,9 @@ impl Settings {
             workers: cores(),
             hash: HashParams::default(),
             hash_slots: cores(),
-            hash_queue: 8 * cores(),
+            // The estimated wait (`hash_wait`) is what bounds the queue; this only caps
+            // its memory.
+            hash_queue: 64 * cores(),
             hash_wait: Duration::from_millis(1500),
             limits: Limits::default(),
             defences: Defences::default(),

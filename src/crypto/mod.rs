@@ -536,17 +536,6 @@ impl PasswordHasher {
         .await
     }
 
-    /// Runs other CPU-bound work of a request (the password-strength check) at the gate,
-    /// like argon2: it takes a core only when one is free, so it can neither run beyond
-    /// the cores nor starve the hashing of others.
-    pub async fn compute<T: Send + 'static>(
-        &self,
-        slot: &Slot,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ServiceError> {
-        self.run(slot, move |_scratch| work()).await
-    }
-
     /// Which of `hashes` `password` matches (current-password and history checks).
     pub async fn matches_any(
         &self,

@@ -8,11 +8,11 @@
 
 mod pace;
 pub mod permission;
+mod turns;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
 
@@ -26,6 +26,7 @@ use crate::store::{
     Settlement, SignIn, SignInGate, Store, ThrottleKey, ThrottlePolicy, UserRecord,
 };
 use pace::FailurePace;
+use turns::PairTurns;
 
 /// What one call did, for the log line and the audit trail.
 #[derive(Debug)]
@@ -78,49 +79,16 @@ impl Defences {
     }
 }
 
-/// Sign-ins waiting for a place of their (account, e-mail) pair: a pair's failures and
-/// verifications under way reach its threshold, and one of those under way must settle
-/// first. Each settlement wakes one waiter of its pair; waiters also look again now and
-/// then, for places freed by another instance.
-#[derive(Default)]
-struct PairTurns {
-    waiting: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
-}
-
-impl PairTurns {
-    /// How often a waiter looks again without being woken.
-    const POLL: Duration = Duration::from_millis(50);
-
-    async fn wait(&self, pair: &ThrottleKey) {
-        let notify = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-            waiting
-                .entry(pair.as_str().to_string())
-                .or_default()
-                .clone()
-        };
-        let _ = tokio::time::timeout(Self::POLL, notify.notified()).await;
-        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the map and this waiter hold it: nobody else waits for this pair.
-        if Arc::strong_count(&notify) <= 2 {
-            waiting.remove(pair.as_str());
-        }
-    }
-
-    fn wake_one(&self, pair: &ThrottleKey) {
-        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(notify) = waiting.get(pair.as_str()) {
-            notify.notify_one();
-        }
-    }
-}
-
 /// A reserved sign-in that has not been settled yet. Dropped unsettled (the request was
-/// cancelled, or failed before its verification), it frees its place in the background.
+/// cancelled, or failed before its verification, or after a successful one), it is
+/// settled in the background: as a success once the password matched, else as
+/// abandoned (its place freed, nothing counted).
 struct Reservation {
     store: Store,
     turns: Arc<PairTurns>,
     sign_in: Option<SignIn>,
+    /// The password matched an active user.
+    verified: bool,
 }
 
 impl Reservation {
@@ -134,8 +102,15 @@ impl Reservation {
             .settle_sign_in(sign_in, outcome, now_ms())
             .await
             .map_err(ServiceError::internal);
-        self.turns.wake_one(&pair);
+        self.turns.wake_one(pair.as_str());
         settled
+    }
+
+    /// Hands a verified sign-in's settlement to the change transaction (one write
+    /// fewer per change); `None` when already settled.
+    fn into_change(mut self) -> Option<(SignIn, Arc<PairTurns>)> {
+        let sign_in = self.sign_in.take()?;
+        Some((sign_in, self.turns.clone()))
     }
 }
 
@@ -147,16 +122,18 @@ impl Drop for Reservation {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // shutting down: the reservation expires by itself
         };
+        let outcome = if self.verified {
+            Settlement::Success
+        } else {
+            Settlement::Abandoned
+        };
         let (store, turns) = (self.store.clone(), self.turns.clone());
         runtime.spawn(async move {
             let pair = sign_in.pair.clone();
-            if let Err(e) = store
-                .settle_sign_in(sign_in, Settlement::Abandoned, now_ms())
-                .await
-            {
-                log::warn!("could not free an abandoned sign-in's place: {e}");
+            if let Err(e) = store.settle_sign_in(sign_in, outcome, now_ms()).await {
+                log::warn!("could not settle a sign-in's reservation: {e}");
             }
-            turns.wake_one(&pair);
+            turns.wake_one(pair.as_str());
         });
     }
 }
@@ -294,7 +271,8 @@ impl Service {
         ctx: &RequestContext,
         known: &mut Known,
     ) -> Result<(), ServiceError> {
-        let (account, caller, slot) = self.authenticate(&req.credentials, ctx, known).await?;
+        let (account, caller, slot, reservation) =
+            self.authenticate(&req.credentials, ctx, known).await?;
         known.caller = Some((caller.id, caller.ext_id.clone()));
 
         let target = self
@@ -314,19 +292,22 @@ impl Service {
             .map_err(ServiceError::PermissionDenied)?;
 
         let new = &req.new_password;
-        // zxcvbn costs ~0.5 ms on an ordinary password and up to ~2 argon2 operations
-        // on a crafted one (its input is bounded): it runs at the compute gate like
-        // argon2, inside this request's slot — never on the executor, where it would
-        // stall every other connection of the worker, nor beyond the cores.
+        // zxcvbn costs ~0.5 ms on an ordinary password and at most ~4 ms on a crafted
+        // one (its input is bounded, `domain::policy::MAX_SCORED_CHARS`): it runs on a
+        // blocking thread inside this request's slot, never on the executor where it
+        // would stall every other connection of the worker. Not at the compute gate:
+        // a gate pass per request for a sub-millisecond check left cores idle in the
+        // hand-offs (the kit's heavy rows at c=8: 82–86 % of the limit instead of
+        // 88–96 %), and bounded, it cannot take the cores from argon2.
         let mut violations = {
             let (policy, password, email) = (
                 account.policy.clone(),
                 new.clone(),
                 target.user.email.clone(),
             );
-            self.hasher
-                .compute(&slot, move || policy.check_text(&password, &email))
-                .await?
+            tokio::task::spawn_blocking(move || policy.check_text(&password, &email))
+                .await
+                .map_err(ServiceError::internal)?
         };
         // The current password: for a self-change the caller just proved it, so compare
         // plaintexts instead of paying for another argon2 verify.
@@ -357,8 +338,12 @@ impl Service {
 
         let new_hash = self.hasher.hash(&slot, new).await?;
         drop(slot);
-        self.store
+        let settle = reservation.into_change();
+        let settled = settle.as_ref().map(|(sign_in, _)| sign_in.clone());
+        let applied = self
+            .store
             .apply_change(ChangeRecord {
+                settle: settled,
                 account_id: account.id,
                 target_id: target.user.id,
                 new_hash,
@@ -377,8 +362,24 @@ impl Service {
                     client_addr: ctx.client_addr.clone(),
                 },
             })
-            .await
-            .map_err(ServiceError::internal)?;
+            .await;
+        if let Some((sign_in, turns)) = settle {
+            if applied.is_err() {
+                // The transaction that held the settlement failed: settle on its own.
+                let store = self.store.clone();
+                let pair = sign_in.pair.clone();
+                if let Err(e) = store
+                    .settle_sign_in(sign_in, Settlement::Success, now_ms())
+                    .await
+                {
+                    log::warn!("could not settle a sign-in's reservation: {e}");
+                }
+                turns.wake_one(pair.as_str());
+            } else {
+                turns.wake_one(sign_in.pair.as_str());
+            }
+        }
+        applied.map_err(ServiceError::internal)?;
         Ok(())
     }
 
@@ -395,7 +396,7 @@ impl Service {
         credentials: &Credentials,
         ctx: &RequestContext,
         known: &mut Known,
-    ) -> Result<(AccountRecord, UserRecord, Slot), ServiceError> {
+    ) -> Result<(AccountRecord, UserRecord, Slot, Reservation), ServiceError> {
         let started = Instant::now();
         let client = ctx.client_key.as_str();
         let sign_in = SignIn {
@@ -425,12 +426,17 @@ impl Service {
         }
         // How long to wait, at most, for a place of the pair before shedding.
         let deadline = started + self.hasher.max_wait();
-        let (lookup, reservation, slot, queued) = loop {
-            let admitting = Instant::now();
-            // One hashing slot for all of this request's argon2 work: a request is
-            // admitted or shed as a whole, never halfway through.
-            let slot = self.hasher.admit(client).await?;
-            let queued = admitting.elapsed();
+        let pair = sign_in.pair.as_str();
+        // Behind sign-ins of this pair already waiting here, in arrival order.
+        let mut turn = self
+            .turns
+            .has_line(pair)
+            .then(|| self.turns.join(pair, false));
+        let (lookup, reservation) = loop {
+            let woken = match turn.as_mut() {
+                Some(turn) => turn.wait().await,
+                None => false,
+            };
             match self
                 .store
                 .reserve_sign_in(sign_in.clone(), now_ms())
@@ -442,26 +448,32 @@ impl Service {
                         store: self.store.clone(),
                         turns: self.turns.clone(),
                         sign_in: Some(sign_in.clone()),
+                        verified: false,
                     };
-                    break (lookup, reservation, slot, queued);
+                    break (lookup, reservation);
                 }
-                SignInGate::Locked => {
-                    drop(slot);
-                    return Err(self.locked_out(client, started).await);
-                }
+                SignInGate::Locked => return Err(self.locked_out(client, started).await),
                 SignInGate::Full => {
-                    // Others' verifications of this pair are under way: give the slot to
-                    // someone else while they settle.
-                    drop(slot);
+                    // Others' verifications of this pair are under way: wait in line for
+                    // one to settle (a success frees its place; failures may lock).
                     if Instant::now() >= deadline {
                         return Err(ServiceError::ServerBusy);
                     }
-                    self.turns.wait(&sign_in.pair).await;
+                    if turn.is_none() || woken {
+                        turn = Some(self.turns.join(pair, woken));
+                    }
                 }
             }
         };
+        drop(turn);
         known.account_id = lookup.account.as_ref().map(|a| a.id);
 
+        // One hashing slot for all of this request's argon2 work: a request is admitted
+        // or shed as a whole, never halfway through. Shed, its reservation is freed (the
+        // guard's drop).
+        let admitting = Instant::now();
+        let slot = self.hasher.admit(client).await?;
+        let queued = admitting.elapsed();
         let stored = lookup.user.as_ref().map(|u| u.password_hash.clone());
         let verification = self
             .hasher
@@ -471,11 +483,14 @@ impl Service {
             (Some(account), Some(user))
                 if verification.matches && user.status == UserStatus::Active =>
             {
-                reservation.settle(Settlement::Success).await?;
+                // Settled with the change, in its transaction (or, should the request
+                // stop before it, by the guard): until then the place counts as taken.
+                let mut reservation = reservation;
+                reservation.verified = true;
                 if verification.needs_rehash {
                     self.rehash(&slot, &user, &credentials.password).await;
                 }
-                Ok((account, user, slot))
+                Ok((account, user, slot, reservation))
             }
             _ => {
                 drop(slot);

@@ -221,11 +221,18 @@ fn run(store: Store, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
             Some(Message::Tick) => {}
             Some(Message::Stop) | None => stop = true,
         };
-        take(rx.blocking_recv(), &mut batch);
-        if !batch.is_empty() {
+        let first = rx.blocking_recv();
+        let linger = matches!(first, Some(Message::Row(_) | Message::Refused(_)));
+        take(first, &mut batch);
+        if linger {
+            // Let more gather: the senders then find the writer awake and wake no thread.
             std::thread::sleep(LINGER);
         }
-        while batch.len() < BATCH {
+        // What arrived meanwhile, up to a batch of rows or many refused calls.
+        for _ in 0..16 * BATCH {
+            if batch.len() >= BATCH {
+                break;
+            }
             match rx.try_recv() {
                 Ok(message) => take(Some(message), &mut batch),
                 Err(_) => break,

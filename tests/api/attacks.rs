@@ -664,6 +664,26 @@ fn expect_continue_over_the_limit_gets_413_without_100_continue() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(response.body.contains("too large"), "{}", response.body);
     assert!(closed_by_server(&mut stream), "the connection is closed");
+
+    // Within the limit, the client is told to go on and the call is served (curl sends
+    // `Expect: 100-continue` with larger bodies).
+    let mut stream = raw_connect(demo.server.port, "127.0.0.1");
+    let body = Soap::V11.envelope(&sign_in_op(OWNER, OWNER.2));
+    let head = format!(
+        "POST /soap HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send the head");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut interim = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut interim).expect("interim line");
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim:?}");
+    let mut blank = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut blank).expect("end of interim");
+    stream.write_all(body.as_bytes()).expect("send the body");
+    let response = read_response(&mut reader).expect("the answer");
+    assert_eq!(response.status, 200, "{}", response.body);
 }
 
 /// Finding 8: idle sockets from one address could fill the connection cap. Now one
