@@ -206,7 +206,7 @@ struct ServeArgs {
     trusted_proxies: Vec<ipnet::IpNet>,
     /// Open connections one client address (an IPv6 client: its /64) may hold; more are
     /// closed at once. Trusted proxies and allowlisted addresses are exempt.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     max_connections_per_address: u64,
     /// How long audit rows and acknowledged events are kept (e.g. 400d, 90d, 12h), or
     /// `forever`; older ones are deleted in the background.

@@ -82,7 +82,7 @@ impl Settings {
             limits: Limits::default(),
             defences: Defences::default(),
             trusted_proxies: Vec::new(),
-            max_connections_per_address: 64,
+            max_connections_per_address: 256,
             audit_retention: Some(crate::store::DEFAULT_RETENTION),
         }
     }

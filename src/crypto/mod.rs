@@ -341,7 +341,11 @@ pub struct PasswordHasher {
 /// on the freed core at once (a thread-to-thread wake-up), instead of after the finishing
 /// request's task, the admission queue and the next request's task have each run. With
 /// admission alone at one request per core, that hand-off left 7–11 % of the cores idle
-/// while requests queued (the kit's heavy rows at concurrency 8 and 32).
+/// while requests queued (the kit's heavy rows at concurrency 8 and 32). Two more would
+/// hide the sign-in's reservation (a database write with the slot held) better — heavy
+/// c=8 and c=32 at 90–99 % of the limit instead of 84–90 % — but give an attacker with
+/// many connections one more slot: an admin kept 42 % of its rate against 8 connections
+/// of crafted changes instead of 50–53 %.
 ///
 /// When several operations wait, a freed core goes to the one whose address has the
 /// fewest requests outstanding (holding a slot or queued for one), then first come: an

@@ -80,15 +80,11 @@ impl Defences {
 }
 
 /// A reserved sign-in that has not been settled yet. Dropped unsettled (the request was
-/// cancelled, or failed before its verification, or after a successful one), it is
-/// settled in the background: as a success once the password matched, else as
-/// abandoned (its place freed, nothing counted).
+/// cancelled, or failed before its verification), it frees its place in the background.
 struct Reservation {
     store: Store,
     turns: Arc<PairTurns>,
     sign_in: Option<SignIn>,
-    /// The password matched an active user.
-    verified: bool,
 }
 
 impl Reservation {
@@ -105,13 +101,6 @@ impl Reservation {
         self.turns.wake_one(pair.as_str());
         settled
     }
-
-    /// Hands a verified sign-in's settlement to the change transaction (one write
-    /// fewer per change); `None` when already settled.
-    fn into_change(mut self) -> Option<(SignIn, Arc<PairTurns>)> {
-        let sign_in = self.sign_in.take()?;
-        Some((sign_in, self.turns.clone()))
-    }
 }
 
 impl Drop for Reservation {
@@ -122,15 +111,13 @@ impl Drop for Reservation {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // shutting down: the reservation expires by itself
         };
-        let outcome = if self.verified {
-            Settlement::Success
-        } else {
-            Settlement::Abandoned
-        };
         let (store, turns) = (self.store.clone(), self.turns.clone());
         runtime.spawn(async move {
             let pair = sign_in.pair.clone();
-            if let Err(e) = store.settle_sign_in(sign_in, outcome, now_ms()).await {
+            if let Err(e) = store
+                .settle_sign_in(sign_in, Settlement::Abandoned, now_ms())
+                .await
+            {
                 log::warn!("could not settle a sign-in's reservation: {e}");
             }
             turns.wake_one(pair.as_str());
@@ -271,8 +258,7 @@ impl Service {
         ctx: &RequestContext,
         known: &mut Known,
     ) -> Result<(), ServiceError> {
-        let (account, caller, slot, reservation) =
-            self.authenticate(&req.credentials, ctx, known).await?;
+        let (account, caller, slot) = self.authenticate(&req.credentials, ctx, known).await?;
         known.caller = Some((caller.id, caller.ext_id.clone()));
 
         let target = self
@@ -338,12 +324,8 @@ impl Service {
 
         let new_hash = self.hasher.hash(&slot, new).await?;
         drop(slot);
-        let settle = reservation.into_change();
-        let settled = settle.as_ref().map(|(sign_in, _)| sign_in.clone());
-        let applied = self
-            .store
+        self.store
             .apply_change(ChangeRecord {
-                settle: settled,
                 account_id: account.id,
                 target_id: target.user.id,
                 new_hash,
@@ -362,24 +344,8 @@ impl Service {
                     client_addr: ctx.client_addr.clone(),
                 },
             })
-            .await;
-        if let Some((sign_in, turns)) = settle {
-            if applied.is_err() {
-                // The transaction that held the settlement failed: settle on its own.
-                let store = self.store.clone();
-                let pair = sign_in.pair.clone();
-                if let Err(e) = store
-                    .settle_sign_in(sign_in, Settlement::Success, now_ms())
-                    .await
-                {
-                    log::warn!("could not settle a sign-in's reservation: {e}");
-                }
-                turns.wake_one(pair.as_str());
-            } else {
-                turns.wake_one(sign_in.pair.as_str());
-            }
-        }
-        applied.map_err(ServiceError::internal)?;
+            .await
+            .map_err(ServiceError::internal)?;
         Ok(())
     }
 
@@ -396,7 +362,7 @@ impl Service {
         credentials: &Credentials,
         ctx: &RequestContext,
         known: &mut Known,
-    ) -> Result<(AccountRecord, UserRecord, Slot, Reservation), ServiceError> {
+    ) -> Result<(AccountRecord, UserRecord, Slot), ServiceError> {
         let started = Instant::now();
         let client = ctx.client_key.as_str();
         let sign_in = SignIn {
@@ -432,11 +398,19 @@ impl Service {
             .turns
             .has_line(pair)
             .then(|| self.turns.join(pair, false));
-        let (lookup, reservation) = loop {
+        let (lookup, reservation, slot, queued) = loop {
             let woken = match turn.as_mut() {
                 Some(turn) => turn.wait().await,
                 None => false,
             };
+            // One hashing slot for all of this request's argon2 work: a request is
+            // admitted or shed as a whole, never halfway through. The reservation is
+            // taken with the slot held, so that it spans the verification only — not
+            // the wait in the queue, which would keep a busy admin account's places
+            // taken for seconds under load.
+            let admitting = Instant::now();
+            let slot = self.hasher.admit(client).await?;
+            let queued = admitting.elapsed();
             match self
                 .store
                 .reserve_sign_in(sign_in.clone(), now_ms())
@@ -448,14 +422,18 @@ impl Service {
                         store: self.store.clone(),
                         turns: self.turns.clone(),
                         sign_in: Some(sign_in.clone()),
-                        verified: false,
                     };
-                    break (lookup, reservation);
+                    break (lookup, reservation, slot, queued);
                 }
-                SignInGate::Locked => return Err(self.locked_out(client, started).await),
+                SignInGate::Locked => {
+                    drop(slot);
+                    return Err(self.locked_out(client, started).await);
+                }
                 SignInGate::Full => {
-                    // Others' verifications of this pair are under way: wait in line for
-                    // one to settle (a success frees its place; failures may lock).
+                    // Others' verifications of this pair are under way: give the slot to
+                    // someone else and wait in line for one of them to settle (a success
+                    // frees its place; failures may lock the pair).
+                    drop(slot);
                     if Instant::now() >= deadline {
                         return Err(ServiceError::ServerBusy);
                     }
@@ -468,12 +446,6 @@ impl Service {
         drop(turn);
         known.account_id = lookup.account.as_ref().map(|a| a.id);
 
-        // One hashing slot for all of this request's argon2 work: a request is admitted
-        // or shed as a whole, never halfway through. Shed, its reservation is freed (the
-        // guard's drop).
-        let admitting = Instant::now();
-        let slot = self.hasher.admit(client).await?;
-        let queued = admitting.elapsed();
         let stored = lookup.user.as_ref().map(|u| u.password_hash.clone());
         let verification = self
             .hasher
@@ -483,14 +455,17 @@ impl Service {
             (Some(account), Some(user))
                 if verification.matches && user.status == UserStatus::Active =>
             {
-                // Settled with the change, in its transaction (or, should the request
-                // stop before it, by the guard): until then the place counts as taken.
-                let mut reservation = reservation;
-                reservation.verified = true;
+                // Settled in the background: the request goes on with its slot, and
+                // until the settlement lands the place counts as taken (never as free).
+                tokio::spawn(async move {
+                    if let Err(e) = reservation.settle(Settlement::Success).await {
+                        log::error!("could not settle a successful sign-in: {e}");
+                    }
+                });
                 if verification.needs_rehash {
                     self.rehash(&slot, &user, &credentials.password).await;
                 }
-                Ok((account, user, slot, reservation))
+                Ok((account, user, slot))
             }
             _ => {
                 drop(slot);

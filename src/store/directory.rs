@@ -80,8 +80,6 @@ pub struct AuditRecord {
 
 /// A password change to commit.
 pub struct ChangeRecord {
-    /// The caller's sign-in, settled as a success in the same transaction.
-    pub settle: Option<super::SignIn>,
     pub account_id: i64,
     pub target_id: i64,
     pub new_hash: String,
@@ -287,18 +285,6 @@ pub(super) fn apply_change(conn: &mut Connection, c: &ChangeRecord) -> Result<i6
         )?
         .query_row(params![c.target_id, c.new_hash, c.audit.at], |r| r.get(0))?;
     insert_audit(&tx, &c.audit)?;
-    if let Some(sign_in) = &c.settle {
-        let now = chrono::Utc::now().timestamp_millis();
-        super::throttle::settle(
-            &tx,
-            &sign_in.pair,
-            sign_in.address.as_ref(),
-            sign_in.id,
-            super::Settlement::Success,
-            &sign_in.policy,
-            now,
-        )?;
-    }
     tx.prepare_cached(
         "INSERT INTO events (at, kind, account_id, user_id, credential_version, request_id)
          VALUES (?1, 'password_changed', ?2, ?3, ?4, ?5)",

@@ -687,18 +687,22 @@ fn expect_continue_over_the_limit_gets_413_without_100_continue() {
 }
 
 /// Finding 8: idle sockets from one address could fill the connection cap. Now one
-/// address holds at most `--max-connections-per-address` (default 64): the next is shut
-/// at once, another address is still served, and a freed place can be used again.
+/// address holds at most `--max-connections-per-address` (default 256, an eighth of
+/// 2 workers × 1024): the next is shut at once, another address is still served, and a
+/// freed place can be used again.
 #[test]
 fn one_address_cannot_hold_more_than_its_connections() {
     let demo = Demo::start(&[]);
     let port = demo.server.port;
-    let held: Vec<TcpStream> = (0..64).map(|_| raw_connect(port, "127.0.0.4")).collect();
+    let held: Vec<TcpStream> = (0..256).map(|_| raw_connect(port, "127.0.0.4")).collect();
     // Wait until the server has counted them (its workers take them up asynchronously).
     std::thread::sleep(Duration::from_millis(300));
     let mut extra = raw_connect(port, "127.0.0.4");
     let started = Instant::now();
-    assert!(closed_by_server(&mut extra), "the 65th connection was shut");
+    assert!(
+        closed_by_server(&mut extra),
+        "the 257th connection was shut"
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     let other = client_from("127.0.0.5")
         .get(format!("http://127.0.0.1:{port}/health"))
