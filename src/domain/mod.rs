@@ -43,6 +43,8 @@ pub struct RequestContext {
     /// The client's address, written to the audit trail: the connection's peer, or the
     /// right-most `X-Forwarded-For` hop not in a trusted proxy network.
     pub client_addr: String,
+    /// The same address, parsed (`None` when the peer is unknown).
+    pub client_ip: Option<std::net::IpAddr>,
     /// What the client is counted under (§10 counters, hashing fairness): the address,
     /// or an IPv6 client's /64.
     pub client_key: String,

@@ -45,6 +45,7 @@ fn context(peer: Option<IpAddr>, headers: &HeaderMap, state: &AppState) -> Reque
         client_addr: client
             .as_ref()
             .map_or_else(|| "-".to_string(), |c| c.ip().to_string()),
+        client_ip: client.as_ref().map(ClientAddress::ip),
         client_key: client.map_or_else(|| "-".to_string(), |c| c.key().to_string()),
     }
 }

@@ -81,6 +81,7 @@ pub fn build(
                 .client_request_timeout(head_timeout)
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .local_addr(local)
+                // ok: actix-http's `Expect: 100-continue` hook, not Option::expect
                 .expect(fn_service(move |req: Request| {
                     let state = expect_state.clone();
                     async move { expect_continue(req, &state).await }

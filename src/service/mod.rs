@@ -10,7 +10,6 @@ mod pace;
 pub mod permission;
 mod turns;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -73,8 +72,9 @@ pub struct Defences {
 impl Defences {
     /// The address counter a call from `ctx` counts against: none when allowlisted.
     fn address_key(&self, ctx: &RequestContext) -> Option<ThrottleKey> {
-        let ip: Option<IpAddr> = ctx.client_addr.parse().ok();
-        let allowed = ip.is_some_and(|ip| self.allowlist.iter().any(|net| net.contains(&ip)));
+        let allowed = ctx
+            .client_ip
+            .is_some_and(|ip| self.allowlist.iter().any(|net| net.contains(&ip)));
         (!allowed).then(|| ThrottleKey::address(&ctx.client_key))
     }
 }

@@ -257,35 +257,6 @@ impl Store {
         .await
     }
 
-    /// Counts refused calls against client addresses (parameter faults before
-    /// authentication, contract §10), `n` at a time; returns the locks it started.
-    pub async fn count_refusals(
-        &self,
-        counts: Vec<(ThrottleKey, u32)>,
-        policy: ThrottlePolicy,
-        now_ms: i64,
-    ) -> Result<Vec<LockStarted>, StoreError> {
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut started = Vec::new();
-            for (key, n) in &counts {
-                started.extend(throttle::count(&tx, key, *n, &policy, now_ms)?);
-            }
-            tx.commit()?;
-            Ok(started)
-        })
-        .await
-    }
-
-    /// The end of `key`'s lock, if it is locked now.
-    pub fn locked_until_blocking(
-        &self,
-        key: &ThrottleKey,
-        now_ms: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        self.call_blocking(|conn| throttle::locked_until(conn, key, now_ms))
-    }
-
     /// Lifts the locks of `keys` and forgets their failures, with an audit row for each
     /// (an operator's `unlock`); returns, per key, whether it had a counter and the end
     /// of the lock that was lifted.

@@ -106,17 +106,6 @@ pub(super) fn any_locked(
     Ok(false)
 }
 
-/// The lock end of `key`, if it is locked at `now`.
-pub(super) fn locked_until(
-    conn: &Connection,
-    key: &ThrottleKey,
-    now: i64,
-) -> Result<Option<i64>, StoreError> {
-    Ok(load(conn, key)?
-        .filter(|s| s.is_locked(now))
-        .map(|s| s.locked_until))
-}
-
 fn load(conn: &Connection, key: &ThrottleKey) -> Result<Option<Softlock>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT failures, pending, locked_until, lockouts FROM auth_throttle WHERE key = ?1",

@@ -52,14 +52,7 @@ impl Demo {
 
     /// Waits until `sql` (a count) reaches `at_least`, or 10 s pass.
     fn count_at_least(&self, sql: &str, at_least: i64) -> i64 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let n = self.count(sql);
-            if n >= at_least || Instant::now() > deadline {
-                return n;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_count(&self.db_path(), sql, at_least, Duration::from_secs(10))
     }
 }
 
@@ -91,6 +84,30 @@ fn call(
         req = req.header(*k, *v);
     }
     try_into_reply(req.send().expect("request sent")).expect("answer")
+}
+
+/// `caller`, signing in with `password`, sets the learner's password to a fresh one.
+/// Sends `ops` at once, each on a connection of its own, released together by a
+/// barrier; the replies in order.
+fn at_once(url: &str, ops: Vec<String>) -> Vec<Reply> {
+    let barrier = Barrier::new(ops.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ops
+            .iter()
+            .map(|op| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let http = client();
+                    barrier.wait();
+                    call(&http, url, op, &[])
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client"))
+            .collect()
+    })
 }
 
 /// `caller`, signing in with `password`, sets the learner's password to a fresh one.
@@ -136,23 +153,7 @@ const VERIFIED: &str = "SELECT count(*) FROM audit_log
 fn a_burst_of_guesses_gets_no_more_verifications_than_the_threshold() {
     let demo = Demo::start(&[]);
     let url = demo.server.endpoint();
-    let barrier = Arc::new(Barrier::new(30));
-    let replies: Vec<Reply> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..30)
-            .map(|_| {
-                let (barrier, url) = (barrier.clone(), url.clone());
-                scope.spawn(move || {
-                    let client = client();
-                    barrier.wait();
-                    call(&client, &url, &sign_in_op(OWNER, WRONG), &[])
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("client"))
-            .collect()
-    });
+    let replies = at_once(&url, vec![sign_in_op(OWNER, WRONG); 30]);
     for reply in &replies {
         assert!(
             is_auth_failure(reply) || is_server_busy(reply),
@@ -902,30 +903,19 @@ fn a_burst_of_sixteen_changes_is_served_while_the_host_is_busy() {
         .collect();
     let mut busy = 0;
     for round in 0..3 {
-        let barrier = Barrier::new(16);
-        let replies: Vec<Reply> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..16)
-                .map(|i| {
-                    let (barrier, url) = (&barrier, &url);
-                    scope.spawn(move || {
-                        let http = client();
-                        barrier.wait();
-                        let op = request(
-                            ACCOUNT,
-                            ADMIN.1,
-                            ADMIN.2,
-                            &format!("u-l{i:02}"),
-                            &format!("{STRONG}-{round}-{i}"),
-                        );
-                        call(&http, url, &op, &[])
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("client"))
-                .collect()
-        });
+        let ops = (0..16)
+            .map(|i| {
+                let user = format!("u-l{i:02}");
+                request(
+                    ACCOUNT,
+                    ADMIN.1,
+                    ADMIN.2,
+                    &user,
+                    &format!("{STRONG}-{round}-{i}"),
+                )
+            })
+            .collect();
+        let replies = at_once(&url, ops);
         for reply in &replies {
             if is_server_busy(reply) {
                 busy += 1;

@@ -344,61 +344,40 @@ impl TestApp {
     /// Waits until at least `at_least` audit rows match the SQL condition `condition`
     /// (failed attempts are written in batches); returns how many match.
     pub fn audit_rows_where(&self, condition: &str, at_least: i64) -> i64 {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let n: i64 = self
-                .db()
-                .query_row(
-                    &format!("SELECT count(*) FROM audit_log WHERE {condition}"),
-                    [],
-                    |r| r.get(0),
-                )
-                .expect("count audit rows");
-            if n >= at_least || std::time::Instant::now() > deadline {
-                return n;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let sql = format!("SELECT count(*) FROM audit_log WHERE {condition}");
+        wait_for_count(&self.db_path, &sql, at_least, Duration::from_secs(10))
     }
 
     /// Waits until the audit rows matching `condition` stand for at least `at_least`
     /// calls (calls refused before authentication are counted into one row per client
     /// address, outcome and minute); returns how many they stand for.
     pub fn audit_calls_where(&self, condition: &str, at_least: i64) -> i64 {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let n: i64 = self
-                .db()
-                .query_row(
-                    &format!("SELECT COALESCE(sum(count), 0) FROM audit_log WHERE {condition}"),
-                    [],
-                    |r| r.get(0),
-                )
-                .expect("count audited calls");
-            if n >= at_least || std::time::Instant::now() > deadline {
-                return n;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let sql = format!("SELECT COALESCE(sum(count), 0) FROM audit_log WHERE {condition}");
+        wait_for_count(&self.db_path, &sql, at_least, Duration::from_secs(10))
     }
 
     /// Waits until the failed-attempt audit rows (written in batches) have landed.
     pub fn audit_rows(&self, outcome: &str, at_least: i64) -> i64 {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let n: i64 = self
-                .db()
-                .query_row(
-                    "SELECT count(*) FROM audit_log WHERE outcome = ?1",
-                    [outcome],
-                    |r| r.get(0),
-                )
-                .expect("count audit rows");
-            if n >= at_least || std::time::Instant::now() > deadline {
-                return n;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let outcome = outcome.replace('\'', "''");
+        self.audit_rows_where(&format!("outcome = '{outcome}'"), at_least)
+    }
+}
+
+/// Waits until `sql` (a count over the database at `db`) reaches `at_least`, or `within`
+/// passes; returns the last count. Rows written in batches land within milliseconds.
+pub fn wait_for_count(db: &Path, sql: &str, at_least: i64, within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let conn = rusqlite::Connection::open(db).expect("open db");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        let n: i64 = conn
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        if n >= at_least || Instant::now() > deadline {
+            return n;
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -235,18 +235,6 @@ fn count(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) 
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Waits until `sql` (a count) reaches `at_least`; returns the last count.
-fn wait_for_count(db: &Path, sql: &str, at_least: i64, within: Duration) -> i64 {
-    let deadline = Instant::now() + within;
-    loop {
-        let n = count(&open_db(db), sql, []);
-        if n >= at_least || Instant::now() > deadline {
-            return n;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 // -------------------------------------------------------------------- crash safety
 
 /// What a client learnt of one change it sent.
