@@ -523,8 +523,10 @@ impl Kit<'_> {
     /// The load-test directory, imported once; each measurement runs on a copy.
     fn bench_fixture(&self) -> Result<BenchFixture, String> {
         let params = HashParams::default();
-        let admin_hash = hash_blocking(params, &Password::normalise(BENCH_ADMIN_PASSWORD))?;
-        let user_hash = hash_blocking(params, &Password::normalise(BENCH_USER_PASSWORD))?;
+        let admin_hash = hash_blocking(params, &Password::normalise(BENCH_ADMIN_PASSWORD))
+            .map_err(|e| e.to_string())?;
+        let user_hash = hash_blocking(params, &Password::normalise(BENCH_USER_PASSWORD))
+            .map_err(|e| e.to_string())?;
         let json = self.work.join("bench.json");
         let mut users = vec![serde_json::json!({
             "id": "u-admin", "email": BENCH_ADMIN_EMAIL, "password_hash": admin_hash,
@@ -1132,7 +1134,8 @@ impl Kit<'_> {
         let hash = hash_blocking(
             HashParams::default(),
             &Password::normalise(BENCH_USER_PASSWORD),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
 
         // The full directory, and a tree that is only the 20-department spine: the same
         // decisions on both show whether the cost follows depth or size.
@@ -1267,7 +1270,7 @@ impl Argon2Timer {
     fn start(threads: usize) -> Result<Argon2Timer, String> {
         let params = HashParams::default();
         let password = Password::normalise("Kit-Argon2-Sample-4821!");
-        let phc = hash_blocking(params, &password)?;
+        let phc = hash_blocking(params, &password).map_err(|e| e.to_string())?;
         let workers = (0..threads.max(1))
             .map(|_| {
                 let (ask, asked) = mpsc::channel::<usize>();
@@ -1279,7 +1282,7 @@ impl Argon2Timer {
                         for _ in 0..samples {
                             let t = std::time::Instant::now();
                             if let Err(e) = hash_blocking(params, &password) {
-                                let _ = tell.send(Err(e));
+                                let _ = tell.send(Err(e.to_string()));
                                 return;
                             }
                             timings.0.push(t.elapsed());

@@ -3,37 +3,28 @@
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use soap_passwd::domain::{DenyReason, ParameterError, ServiceError, Violation};
-use soap_passwd::soap::{
-    Fault, Limits, Operation, RequestOrigin, SoapVersion, decode_body, decode_update_password,
-    parse_envelope, write_fault,
-};
+use soap_passwd::front::Incoming;
+use soap_passwd::soap::{Fault, Limits, SoapVersion, read_call, write_fault};
 
 const SUCCESS: &str = include_str!("../fixtures/requests/success.xml");
 
+/// The server's own first half of the pipeline (`soap::read_call`): decode, pre-pass,
+/// the operation's decoding into a domain call.
 fn parse_and_decode(c: &mut Criterion) {
     let limits = Limits::default();
+    let incoming = Incoming {
+        content_type: Some("text/xml; charset=utf-8"),
+        host: None,
+    };
     c.bench_function("envelope: parse + decode success.xml", |b| {
-        let origin = RequestOrigin::default();
         b.iter(|| {
-            let text = decode_body(
-                black_box(SUCCESS.as_bytes()),
-                Some("text/xml; charset=utf-8"),
-            )
-            .ok();
-            let parsed = text.and_then(|t| parse_envelope(&t, &limits).ok());
-            match parsed {
-                Some(p) => match p.operation {
-                    Operation::UpdateUserPassword(op) => {
-                        decode_update_password(op, p.security, &origin).is_ok()
-                    }
-                },
-                None => false,
-            }
+            read_call(black_box(SUCCESS.as_bytes()), &incoming, &limits)
+                .is_ok_and(|call| call.call.is_ok())
         })
     });
     let malformed = SUCCESS.replace("</SOAP-ENV:Body>", "");
     c.bench_function("envelope: refuse malformed", |b| {
-        b.iter(|| parse_envelope(black_box(&malformed), &limits).is_err())
+        b.iter(|| read_call(black_box(malformed.as_bytes()), &incoming, &limits).is_err())
     });
 }
 

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{DEFAULT_BODY_LIMIT, Settings};
 use crate::crypto::HashParams;
+use crate::domain::Outcome;
 use crate::provision;
 use crate::service::Defences;
 use crate::startup::{self, Application};
@@ -76,7 +77,7 @@ impl HashArgs {
             t_cost: self.argon2_iterations,
             p_cost: self.argon2_parallelism,
         };
-        params.check_configured()?;
+        params.check_configured().map_err(|e| e.to_string())?;
         Ok(params)
     }
 }
@@ -516,19 +517,10 @@ fn unlock(args: UnlockArgs) -> Result<(), Stop> {
     }
     let now = chrono::Utc::now();
     let what: Vec<&str> = keys.iter().map(|(what, _)| what.as_str()).collect();
-    let audit = crate::store::AuditRecord {
-        at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        request_id: "cli-unlock".into(),
-        account_id: None,
-        account_url: args.account.clone(),
-        caller_id: None,
-        caller_email: args.email.clone(),
-        target_id: None,
-        target_ext_id: None,
-        outcome: "UNLOCKED",
-        detail: Some(what.join("; ")),
-        client_addr: "cli".into(),
-    };
+    let audit = crate::store::AuditRecord::new("cli-unlock", "cli", Outcome::Unlocked)
+        .account(None, args.account.as_deref())
+        .caller(None, args.email.as_deref())
+        .detail(Some(what.join("; ")));
     let only_keys: Vec<ThrottleKey> = keys.iter().map(|(_, k)| k.clone()).collect();
     let results = store
         .unlock_blocking(&only_keys, &audit, now.timestamp_millis())

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod domain;
+pub mod front;
 pub mod http;
 pub mod logging;
 pub mod provision;

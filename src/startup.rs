@@ -24,7 +24,7 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error("cannot prepare the password hasher: {0}")]
-    Hasher(String),
+    Hasher(#[from] crate::crypto::CryptoError),
     #[error("{0}")]
     Other(String),
 }

@@ -6,7 +6,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use soap_passwd::soap::fuzz::{FaultCase, fault_writer, request_path, selector};
+#[allow(dead_code)]
+#[path = "../fuzz/glue.rs"]
+mod glue;
+
+use glue::{FaultCase, fault_writer, request_path, selector};
 
 /// Each input must finish in this time, even in a debug build.
 const PER_INPUT: Duration = Duration::from_secs(1);

@@ -1,5 +1,5 @@
 //! Arbitrary strings in a fault, written and read back; see
-//! `soap_passwd::soap::fuzz::fault_writer`, which `tests/fuzz_corpus.rs` also replays.
+//! `glue::fault_writer`, which `tests/fuzz_corpus.rs` also replays.
 //!
 //! An input in the text form of `FaultCase` (the seed corpus and the regressions) is read
 //! as such, so that mutations of a seed stay meaningful; any other input is decoded with
@@ -8,8 +8,12 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use soap_passwd::soap::fuzz::{DetailCase, FAULT_CODES, FaultCase, fault_writer};
+use glue::{DetailCase, FAULT_CODES, FaultCase, fault_writer};
 use soap_passwd::soap::{QualifiedName, SoapVersion};
+
+#[allow(dead_code)]
+#[path = "../glue.rs"]
+mod glue;
 
 #[derive(Arbitrary)]
 struct Input {

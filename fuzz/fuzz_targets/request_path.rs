@@ -1,10 +1,14 @@
 //! Arbitrary bytes as a request body (the first byte selects Content-Type and Host),
-//! through the whole request path up to the domain request; see
-//! `soap_passwd::soap::fuzz::request_path`, which `tests/fuzz_corpus.rs` also replays.
+//! through the server's own pipeline up to the domain call; see `glue::request_path`,
+//! which `tests/fuzz_corpus.rs` also replays.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
+#[allow(dead_code)]
+#[path = "../glue.rs"]
+mod glue;
+
 fuzz_target!(|data: &[u8]| {
-    soap_passwd::soap::fuzz::request_path(data);
+    glue::request_path(data);
 });

@@ -60,16 +60,12 @@ impl HashParams {
 
     /// Checks parameters a deployment configures: at least one of OWASP's
     /// configurations, within the bounds every stored hash must keep.
-    pub fn check_configured(&self) -> Result<(), String> {
+    pub fn check_configured(&self) -> Result<(), CryptoError> {
         if !OWASP_MINIMUMS
             .iter()
             .any(|(m, t)| self.m_cost >= *m && self.t_cost >= *t)
         {
-            return Err(format!(
-                "argon2 parameters m={} KiB, t={} are below OWASP's minimums (m=19456 KiB \
-                 with t=2, or m=47104 with t=1, 12288 with t=3, 9216 with t=4, 7168 with t=5)",
-                self.m_cost, self.t_cost
-            ));
+            return Err(CryptoError::BelowMinimums(*self));
         }
         for (name, value, range) in [
             ("memory", self.m_cost, M_COST_RANGE),
@@ -77,11 +73,11 @@ impl HashParams {
             ("parallelism", self.p_cost, P_COST_RANGE),
         ] {
             if !range.contains(&value) {
-                return Err(format!("argon2 {name} {value} is outside {range:?}"));
+                return Err(CryptoError::OutOfRange { name, value, range });
             }
         }
         if self.m_cost < 8 * self.p_cost {
-            return Err("argon2 memory must be at least 8 KiB per lane".into());
+            return Err(CryptoError::TooLittleMemoryPerLane);
         }
         Ok(())
     }
@@ -98,6 +94,31 @@ impl std::fmt::Display for HashParams {
 pub const M_COST_RANGE: std::ops::RangeInclusive<u32> = 7_168..=262_144;
 pub const T_COST_RANGE: std::ops::RangeInclusive<u32> = 1..=16;
 pub const P_COST_RANGE: std::ops::RangeInclusive<u32> = 1..=16;
+
+/// Why hashing could not be done, or configured parameters are refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error(
+        "argon2 parameters m={} KiB, t={} are below OWASP's minimums (m=19456 KiB with t=2, \
+         or m=47104 with t=1, 12288 with t=3, 9216 with t=4, 7168 with t=5)",
+        .0.m_cost, .0.t_cost
+    )]
+    BelowMinimums(HashParams),
+    #[error("argon2 {name} {value} is outside {range:?}")]
+    OutOfRange {
+        name: &'static str,
+        value: u32,
+        range: std::ops::RangeInclusive<u32>,
+    },
+    #[error("argon2 memory must be at least 8 KiB per lane")]
+    TooLittleMemoryPerLane,
+    /// The argon2 crate refused the parameters or the output (it should not, within the
+    /// bounds above).
+    #[error("argon2: {0}")]
+    Argon2(#[from] argon2::Error),
+    #[error("PHC string: {0}")]
+    Phc(#[from] argon2::password_hash::Error),
+}
 
 /// Why a hash string from a provisioning file or the database is not acceptable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -217,7 +238,7 @@ thread_local! {
 }
 
 /// Hashes on the current thread with this thread's scratch memory.
-pub fn hash_blocking(params: HashParams, password: &Password) -> Result<String, String> {
+pub fn hash_blocking(params: HashParams, password: &Password) -> Result<String, CryptoError> {
     THREAD_SCRATCH.with(|scratch| hash_with(params, password, &mut scratch.borrow_mut()))
 }
 
@@ -233,30 +254,26 @@ pub fn hash_with(
     params: HashParams,
     password: &Password,
     scratch: &mut Scratch,
-) -> Result<String, String> {
+) -> Result<String, CryptoError> {
     let salt = SaltString::generate(&mut OsRng);
-    let argon2 = argon2(params).map_err(|e| e.to_string())?;
+    let argon2 = argon2(params)?;
     let mut salt_bytes = [0u8; 64];
-    let salt_bytes = salt
-        .decode_b64(&mut salt_bytes)
-        .map_err(|e| e.to_string())?;
+    let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    scratch
-        .with(argon2.params().block_count(), |blocks| {
-            argon2.hash_password_into_with_memory(
-                password.expose().as_bytes(),
-                salt_bytes,
-                &mut out,
-                blocks,
-            )
-        })
-        .map_err(|e| e.to_string())?;
+    scratch.with(argon2.params().block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(
+            password.expose().as_bytes(),
+            salt_bytes,
+            &mut out,
+            blocks,
+        )
+    })?;
     let phc = PasswordHash {
         algorithm: ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(argon2.params()).map_err(|e| e.to_string())?,
+        params: ParamsString::try_from(argon2.params())?,
         salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+        hash: Some(Output::new(&out)?),
     };
     Ok(phc.to_string())
 }
@@ -448,7 +465,7 @@ impl PasswordHasher {
         slots: usize,
         max_queue: usize,
         max_wait: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CryptoError> {
         let mut random = [0u8; 24];
         rand::Rng::fill(&mut OsRng, &mut random);
         let dummy = Password::normalise(
@@ -566,7 +583,7 @@ impl PasswordHasher {
         let params = self.params;
         self.run(slot, move |scratch| hash_with(params, &password, scratch))
             .await?
-            .map_err(ServiceError::Internal)
+            .map_err(ServiceError::internal)
     }
 }
 

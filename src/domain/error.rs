@@ -1,25 +1,19 @@
-//! The single error type of the operation; `soap::fault` maps each variant to one fault.
+//! The single error type of the operations, and what a call's outcome is recorded as.
+//! Each front door (`soap::fault`, `rest::problem`) maps each variant to one answer.
 
 use std::fmt;
 
-/// Why the operation did not succeed. Each variant is exactly one SOAP fault.
+/// Why an operation did not succeed. Each variant is exactly one SOAP fault and one
+/// REST problem; the front doors map it in one function each.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// A parameter is missing, malformed or breaks the password policy.
     #[error("wrong parameters: {0}")]
     WrongParameters(ParameterError),
-    /// Unknown account or e-mail, wrong password, caller deactivated or locked out.
-    /// Deliberately carries no detail: the caller must not learn which one it was.
-    #[error("authentication failed")]
-    AuthenticationFailed,
-    /// The (account, e-mail) pair or the client address is locked after repeated
-    /// failures (contract §10): answered exactly like `AuthenticationFailed`.
-    #[error("locked out")]
-    LockedOut,
-    /// A WS-Security token type whose password cannot be checked (PasswordDigest needs
-    /// the plaintext on the server; only argon2id hashes are stored).
-    #[error("unsupported WS-Security token type")]
-    UnsupportedToken,
+    /// The caller could not be signed in. What went wrong is for the audit trail only:
+    /// every kind is answered alike (see [`AuthFailure::message`]).
+    #[error("authentication failed ({0:?})")]
+    AuthenticationFailed(AuthFailure),
     /// `userId` names no user of the caller's account.
     #[error("unknown user")]
     UnknownUser,
@@ -29,23 +23,95 @@ pub enum ServiceError {
     /// No hashing slot became free in time; the client should retry later.
     #[error("server busy")]
     ServerBusy,
-    /// Anything unexpected (database, thread pool). The text is for the log only.
+    /// Anything unexpected (database, thread pool). Kept for the log only: the caller is
+    /// told nothing about it.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a sign-in failed. A domain rule (contract §4, §10): a lockout looks exactly like
+/// a wrong password, so that it tells an attacker nothing about which e-mails exist or
+/// how close a pair is to its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Unknown account or e-mail, wrong password, or a caller who may not sign in.
+    Credentials,
+    /// The (account, e-mail) pair or the client address is locked (contract §10).
+    LockedOut,
+    /// A WS-Security token type whose password cannot be checked (PasswordDigest needs
+    /// the plaintext on the server; only argon2id hashes are stored).
+    UnsupportedToken,
+}
+
+impl AuthFailure {
+    /// What the caller is told: the same for a lockout as for a wrong password.
+    pub fn message(self) -> &'static str {
+        match self {
+            AuthFailure::Credentials | AuthFailure::LockedOut => {
+                "The account, e-mail or password is wrong, or the caller may not sign in."
+            }
+            AuthFailure::UnsupportedToken => {
+                "WS-Security PasswordDigest tokens (and any password type but PasswordText) are not \
+                 supported: passwords are stored only as argon2id hashes, so a digest cannot be \
+                 checked. Send a PasswordText token over TLS, or credentials in the Body."
+            }
+        }
+    }
+}
+
+/// What an audit row, a refused-call counter and the access log record as a call's
+/// outcome. Stored as its [`Outcome::as_str`] text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Ok,
+    WrongParameters,
+    AuthenticationFailed,
+    UnknownUser,
+    PermissionDenied,
+    ServerBusy,
+    Internal,
+    /// A pair or address lock started.
+    Lockout,
+    /// An operator lifted a lock.
+    Unlocked,
+    /// Refused before it was read as a request, for the reason the front door names
+    /// (`NOT_XML`, `TOO_LARGE`, …).
+    Refused(&'static str),
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "OK",
+            Outcome::WrongParameters => "WRONG_PARAMETERS",
+            Outcome::AuthenticationFailed => "AUTHENTICATION_FAILED",
+            Outcome::UnknownUser => "UNKNOWN_USER",
+            Outcome::PermissionDenied => "PERMISSION_DENIED",
+            Outcome::ServerBusy => "SERVER_BUSY",
+            Outcome::Internal => "INTERNAL",
+            Outcome::Lockout => "LOCKOUT",
+            Outcome::Unlocked => "UNLOCKED",
+            Outcome::Refused(code) => code,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ServiceError {
-    /// The stable outcome code written to the log line and the audit trail.
-    pub fn outcome_code(&self) -> &'static str {
+    /// The stable outcome written to the log line and the audit trail.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            ServiceError::WrongParameters(_) => "WRONG_PARAMETERS",
-            ServiceError::AuthenticationFailed
-            | ServiceError::LockedOut
-            | ServiceError::UnsupportedToken => "AUTHENTICATION_FAILED",
-            ServiceError::UnknownUser => "UNKNOWN_USER",
-            ServiceError::PermissionDenied(_) => "PERMISSION_DENIED",
-            ServiceError::ServerBusy => "SERVER_BUSY",
-            ServiceError::Internal(_) => "INTERNAL",
+            ServiceError::WrongParameters(_) => Outcome::WrongParameters,
+            ServiceError::AuthenticationFailed(_) => Outcome::AuthenticationFailed,
+            ServiceError::UnknownUser => Outcome::UnknownUser,
+            ServiceError::PermissionDenied(_) => Outcome::PermissionDenied,
+            ServiceError::ServerBusy => Outcome::ServerBusy,
+            ServiceError::Internal(_) => Outcome::Internal,
         }
     }
 
@@ -59,14 +125,45 @@ impl ServiceError {
                 format!("{}:{}", p.parameter, ids.join(","))
             }),
             ServiceError::PermissionDenied(r) => Some(r.id().to_string()),
-            ServiceError::UnsupportedToken => Some("UNSUPPORTED_TOKEN".to_string()),
-            ServiceError::LockedOut => Some("LOCKED_OUT".to_string()),
+            ServiceError::AuthenticationFailed(AuthFailure::UnsupportedToken) => {
+                Some("UNSUPPORTED_TOKEN".to_string())
+            }
+            ServiceError::AuthenticationFailed(AuthFailure::LockedOut) => {
+                Some("LOCKED_OUT".to_string())
+            }
             _ => None,
         }
     }
 
-    pub(crate) fn internal(e: impl fmt::Display) -> Self {
-        ServiceError::Internal(e.to_string())
+    /// The human sentence every front door sends: never a secret, never internal.
+    pub fn message(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            ServiceError::WrongParameters(p) => p.message.clone().into(),
+            ServiceError::AuthenticationFailed(why) => why.message().into(),
+            ServiceError::UnknownUser => {
+                "No user with this userId exists in the caller's account.".into()
+            }
+            ServiceError::PermissionDenied(reason) => format!(
+                "The caller may not change this user's password: {}.",
+                reason.describe()
+            )
+            .into(),
+            ServiceError::ServerBusy => "The service is at capacity; retry shortly.".into(),
+            ServiceError::Internal(_) => "Internal error".into(),
+        }
+    }
+
+    /// Decided before any password was checked (shed, or locked): audited in aggregate,
+    /// so that a flood of them costs a counter, not a row each.
+    pub fn is_cheap_refusal(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::ServerBusy | ServiceError::AuthenticationFailed(AuthFailure::LockedOut)
+        )
+    }
+
+    pub(crate) fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ServiceError::Internal(e.into())
     }
 }
 

@@ -13,11 +13,23 @@ mod policy;
 mod role;
 
 pub use client::ClientAddress;
-pub use error::{DenyReason, ParameterError, ServiceError, Violation};
+pub use error::{AuthFailure, DenyReason, Outcome, ParameterError, ServiceError, Violation};
 pub use fields::{AccountUrl, Email, UserId};
 pub use password::Password;
 pub use policy::PasswordPolicy;
 pub use role::{Role, UserStatus};
+
+/// A call a front door decoded: what the service is asked to do.
+#[derive(Debug)]
+pub enum Call {
+    UpdatePassword(UpdatePasswordRequest),
+}
+
+/// What a call that succeeded answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    PasswordUpdated,
+}
 
 /// Everything the service needs to run `UpdateUserPassword`, already validated.
 #[derive(Debug)]

@@ -1,21 +1,21 @@
-//! The routes of contract §2 and the SOAP endpoint's request pipeline.
+//! The routes of contract §2. Transport only: the request id and client, the body read
+//! within its size and time bounds, the access log line; each body goes to the front
+//! door its path names (`soap`), whose answer is sent as it is.
 
 use std::net::IpAddr;
 
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use log::info;
 
-use crate::domain::{ClientAddress, RequestContext};
-use crate::service::{Attempt, Service};
-use crate::soap::{
-    self, EnvelopeError, Fault, Limits, Operation, Refused, RequestOrigin, SoapVersion,
-    decode_body, decode_update_password, parse_envelope,
-};
+use crate::domain::{ClientAddress, Outcome, RequestContext};
+use crate::front::{Answer, CallLog, Incoming, TransportError};
+use crate::service::Service;
+use crate::soap::{self, Limits};
 
 /// What every worker shares.
 pub struct AppState {
@@ -57,40 +57,30 @@ pub(super) async fn too_large_unread(
     peer: Option<IpAddr>,
     state: &AppState,
 ) -> HttpResponse {
-    refused_before_body(headers, peer, state, &EnvelopeError::TooLarge).await
+    refused_before_body(headers, peer, state, TransportError::TooLarge).await
 }
 
 /// The answer to a request with both `Content-Length` and `Transfer-Encoding`.
 pub(super) async fn ambiguous_framing(req: &HttpRequest, state: &AppState) -> HttpResponse {
     let peer = req.peer_addr().map(|a| a.ip());
-    refused_before_body(req.headers(), peer, state, &EnvelopeError::AmbiguousLength).await
+    refused_before_body(req.headers(), peer, state, TransportError::AmbiguousLength).await
 }
 
-/// A fault for a request refused before its body is read: the connection closes, since
-/// the body's end is unknown or unread.
+/// A request refused before its body is read, answered by the front door its path
+/// names.
 async fn refused_before_body(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     state: &AppState,
-    error: &EnvelopeError,
+    error: TransportError,
 ) -> HttpResponse {
     let ctx = context(peer, headers, state);
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let version = SoapVersion::from_content_type(content_type);
-    let mut response = fault_response(version, &Fault::from_envelope_error(error), &ctx.request_id);
-    response
-        .head_mut()
-        .set_connection_type(actix_web::http::ConnectionType::Close);
-    state.service.refuse_envelope(error.code(), &ctx).await;
-    log_call(
-        &ctx.request_id,
-        &CallLog::refused(error),
-        response.status().as_u16(),
-        Duration::ZERO,
-    );
-    response
+    let incoming = Incoming {
+        content_type: content_type(headers),
+        host: None,
+    };
+    let answer = soap::refuse_transport(&state.service, error, &incoming, &ctx).await;
+    send(answer, &ctx, Duration::ZERO)
 }
 
 /// The one access log line of a call. Identifiers only: never a password, a hash or the
@@ -101,7 +91,7 @@ fn log_call(request_id: &str, log: &CallLog, status: u16, took: Duration) {
         "request_id={} op={} outcome={} account={:?} caller={:?} target={:?} status={} duration_ms={:.1}",
         request_id,
         log.operation,
-        log.outcome,
+        log.outcome.map_or("-", Outcome::as_str),
         log.account.as_deref().unwrap_or("-"),
         log.caller.as_deref().unwrap_or("-"),
         log.target.as_deref().unwrap_or("-"),
@@ -120,52 +110,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/health").route(web::get().to(health)));
 }
 
-/// The fields of the one log line per call. Identifiers only: never a password,
-/// a hash or the body.
-#[derive(Default)]
-struct CallLog {
-    operation: &'static str,
-    outcome: &'static str,
-    account: Option<String>,
-    caller: Option<String>,
-    target: Option<String>,
-}
-
-impl CallLog {
-    fn refused(error: &EnvelopeError) -> Self {
-        CallLog {
-            operation: "-",
-            outcome: error.code(),
-            ..CallLog::default()
-        }
-    }
-}
-
 fn new_request_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-fn respond(version: SoapVersion, status: u16, body: String, request_id: &str) -> HttpResponse {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
-        .insert_header((header::CONTENT_TYPE, version.content_type()))
-        .insert_header(("X-Request-Id", request_id))
-        .body(body)
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
-fn fault_response(version: SoapVersion, fault: &Fault, request_id: &str) -> HttpResponse {
-    let version = fault.answer_version(version);
-    let mut response = respond(
-        version,
-        fault.http_status(version),
-        soap::write_fault(version, fault),
-        request_id,
-    );
-    if let Some(seconds) = fault.retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+/// Sends a front door's answer, with the request id, and logs the call.
+fn send(answer: Answer, ctx: &RequestContext, took: Duration) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    response
+        .insert_header((header::CONTENT_TYPE, answer.content_type))
+        .insert_header(("X-Request-Id", ctx.request_id.as_str()));
+    for (name, value) in &answer.headers {
+        response.insert_header((*name, value.as_str()));
     }
+    let mut response = response.body(answer.body);
+    if answer.close {
+        response
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    log_call(&ctx.request_id, &answer.log, answer.status, took);
     response
 }
 
@@ -180,7 +151,7 @@ async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<web::BytesMut, EnvelopeError> {
+) -> Result<web::BytesMut, TransportError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -188,14 +159,14 @@ async fn read_body(
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         drain(&mut payload).await;
-        return Err(EnvelopeError::TooLarge);
+        return Err(TransportError::TooLarge);
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| EnvelopeError::NotXml)?;
+        let chunk = chunk.map_err(|_| TransportError::Broken)?;
         if body.len() + chunk.len() > limit {
             drain(&mut payload).await;
-            return Err(EnvelopeError::TooLarge);
+            return Err(TransportError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
@@ -217,6 +188,22 @@ async fn drain(payload: &mut web::Payload) {
     let _ = actix_web::rt::time::timeout(DRAIN_MAX_TIME, discard).await;
 }
 
+/// Reads the body within the size and time bounds: a slow or stalled body is cut off,
+/// so it cannot hold a connection and a worker's attention for ever.
+async fn bounded_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<web::BytesMut, TransportError> {
+    tokio::time::timeout(
+        state.body_timeout,
+        read_body(req, payload, state.body_limit),
+    )
+    .await
+    .unwrap_or(Err(TransportError::BodyTimeout))
+}
+
+/// `POST /soap`: the body, bounded, handed to the SOAP front door.
 async fn soap_endpoint(
     req: HttpRequest,
     payload: web::Payload,
@@ -224,135 +211,20 @@ async fn soap_endpoint(
 ) -> HttpResponse {
     let started = Instant::now();
     let ctx = context(req.peer_addr().map(|a| a.ip()), req.headers(), &state);
-    let request_id = ctx.request_id.clone();
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let fallback = SoapVersion::from_content_type(content_type);
-
-    // A slow or stalled body is cut off: it must not hold a connection and a worker's
-    // attention for ever.
-    let read = tokio::time::timeout(
-        state.body_timeout,
-        read_body(&req, payload, state.body_limit),
-    )
-    .await
-    .unwrap_or(Err(EnvelopeError::BodyTimeout));
-    let (response, log) = match read {
-        Err(error) => {
-            let fault = Fault::from_envelope_error(&error);
-            let mut response = fault_response(fallback, &fault, &request_id);
-            if matches!(error, EnvelopeError::TooLarge | EnvelopeError::BodyTimeout) {
-                // Past the drain bounds the rest of the body is unread: the connection cannot be reused.
-                response
-                    .head_mut()
-                    .set_connection_type(actix_web::http::ConnectionType::Close);
-            }
-            state.service.refuse_envelope(error.code(), &ctx).await;
-            (response, CallLog::refused(&error))
-        }
+    let incoming = Incoming {
+        content_type: content_type(req.headers()),
+        host: request_host(&req, &state).map(|(_, host)| host),
+    };
+    let answer = match bounded_body(&req, payload, &state).await {
+        Err(error) => soap::refuse_transport(&state.service, error, &incoming, &ctx).await,
         Ok(mut body) => {
-            let origin = RequestOrigin {
-                host: request_host(&req, &state).map(|(_, host)| host),
-            };
-            let handled = handle_envelope(&body, content_type, &origin, &state, &ctx).await;
+            let answer = soap::handle(&state.service, &body, &incoming, &state.limits, &ctx).await;
             // The body held passwords: wipe it rather than leave it to the allocator.
             zeroize::Zeroize::zeroize(&mut body[..]);
-            handled
+            answer
         }
     };
-    log_call(
-        &request_id,
-        &log,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
-/// Everything after the body is read: pre-pass, decode, operation, response.
-async fn handle_envelope(
-    body: &[u8],
-    content_type: Option<&str>,
-    origin: &RequestOrigin,
-    state: &AppState,
-    ctx: &RequestContext,
-) -> (HttpResponse, CallLog) {
-    let fallback = SoapVersion::from_content_type(content_type);
-    let parsed = decode_body(body, content_type)
-        .map_err(|error| Refused {
-            version: None,
-            error,
-        })
-        .and_then(|text| {
-            let parsed = parse_envelope(&text, &state.limits);
-            if let std::borrow::Cow::Owned(mut decoded) = text {
-                zeroize::Zeroize::zeroize(&mut decoded);
-            }
-            parsed
-        });
-    let envelope = match parsed {
-        Ok(envelope) => envelope,
-        Err(refused) => {
-            let fault = Fault::from_envelope_error(&refused.error);
-            let version = refused.version.unwrap_or(fallback);
-            state
-                .service
-                .refuse_envelope(refused.error.code(), ctx)
-                .await;
-            return (
-                fault_response(version, &fault, &ctx.request_id),
-                CallLog::refused(&refused.error),
-            );
-        }
-    };
-    let version = envelope.version;
-    let operation = envelope.operation.name();
-    let attempt = match envelope.operation {
-        Operation::UpdateUserPassword(element) => {
-            match decode_update_password(element, envelope.security, origin) {
-                Ok(request) => state.service.update_password(request, ctx).await,
-                Err(error) => state.service.reject(error, ctx).await,
-            }
-        }
-    };
-    let (response, outcome) = match &attempt.result {
-        Ok(()) => (
-            respond(
-                version,
-                200,
-                soap::success_response(version),
-                &ctx.request_id,
-            ),
-            "OK",
-        ),
-        Err(error) => {
-            if let crate::domain::ServiceError::Internal(detail) = error {
-                log::error!("request_id={} internal error: {detail}", ctx.request_id);
-            }
-            (
-                fault_response(version, &Fault::from_service_error(error), &ctx.request_id),
-                error.outcome_code(),
-            )
-        }
-    };
-    let Attempt {
-        account,
-        caller,
-        target,
-        ..
-    } = attempt;
-    (
-        response,
-        CallLog {
-            operation,
-            outcome,
-            account,
-            caller,
-            target,
-        },
-    )
+    send(answer, &ctx, started.elapsed())
 }
 
 /// `GET /soap?wsdl` and `GET /soap?xsd=NAME`.

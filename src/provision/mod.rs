@@ -31,7 +31,7 @@ pub enum ImportError {
     #[error("database: {0}")]
     Store(#[from] StoreError),
     #[error("hashing: {0}")]
-    Hash(String),
+    Hash(#[from] crypto::CryptoError),
 }
 
 fn invalid(path: impl Into<String>, message: impl Into<String>) -> ImportError {
@@ -212,7 +212,7 @@ fn plan_account(
 
     // Plain passwords of new users, hashed on every core.
     let hashing = progress.bar("hashing", to_hash.len() as u64);
-    let hashed: Vec<(usize, Result<String, String>)> = to_hash
+    let hashed: Vec<(usize, Result<String, crypto::CryptoError>)> = to_hash
         .into_par_iter()
         .map(|(index, plain)| {
             let hash = crypto::hash_blocking(params, &plain);

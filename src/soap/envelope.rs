@@ -9,6 +9,7 @@ use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 
+use super::ops::{self, OperationSpec};
 use super::{API_NS, SOAP11_ENV_NS, SOAP12_ENV_NS, SoapVersion};
 
 /// Structural bounds on a request. A legitimate call has about a dozen elements.
@@ -95,17 +96,17 @@ impl Element {
     }
 }
 
-/// The operations the service knows, identified by the Body's first element.
+/// The operation the Body's first element asks for (found in [`super::ops::OPERATIONS`]),
+/// with that element's subtree.
 #[derive(Debug)]
-pub enum Operation {
-    UpdateUserPassword(Element),
+pub struct Operation {
+    pub spec: &'static OperationSpec,
+    pub element: Element,
 }
 
 impl Operation {
     pub fn name(&self) -> &'static str {
-        match self {
-            Operation::UpdateUserPassword(_) => "UpdateUserPassword",
-        }
+        self.spec.name
     }
 }
 
@@ -153,12 +154,6 @@ pub enum EnvelopeError {
     VersionMismatch,
     #[error("A mandatory header block was not understood")]
     MustUnderstand(Vec<QualifiedName>),
-    #[error("The request body is too large")]
-    TooLarge,
-    #[error("The request body was not received in time")]
-    BodyTimeout,
-    #[error("Content-Length and Transfer-Encoding together are not accepted")]
-    AmbiguousLength,
 }
 
 impl EnvelopeError {
@@ -177,9 +172,6 @@ impl EnvelopeError {
             EnvelopeError::UnknownOperation => "UNKNOWN_OPERATION",
             EnvelopeError::VersionMismatch => "VERSION_MISMATCH",
             EnvelopeError::MustUnderstand(_) => "MUST_UNDERSTAND",
-            EnvelopeError::TooLarge => "TOO_LARGE",
-            EnvelopeError::BodyTimeout => "BODY_TIMEOUT",
-            EnvelopeError::AmbiguousLength => "AMBIGUOUS_LENGTH",
         }
     }
 }
@@ -284,6 +276,7 @@ pub fn parse_envelope(text: &str, limits: &Limits) -> Result<ParsedEnvelope, Ref
         seen_header: false,
         seen_body: false,
         body_children: 0,
+        spec: None,
         operation: None,
         security: None,
         capture: Vec::new(),
@@ -381,6 +374,7 @@ struct Parser<'l> {
     seen_header: bool,
     seen_body: bool,
     body_children: usize,
+    spec: Option<&'static OperationSpec>,
     operation: Option<Element>,
     security: Option<Element>,
     /// Open elements of the subtree being kept (the operation or `wsse:Security`),
@@ -474,7 +468,12 @@ impl Parser<'_> {
                         "Body holds more than one element",
                     ));
                 }
-                if ns.as_deref() == Some(API_NS) && local == "UpdateUserPasswordRequest" {
+                let spec = match ns.as_deref() {
+                    Some(API_NS) => ops::find(&local),
+                    _ => None,
+                };
+                if let Some(spec) = spec {
+                    self.spec = Some(spec);
                     self.place = Place::Operation;
                     self.capture.push(Element::new(ns, local, attributes));
                 } else {
@@ -614,14 +613,14 @@ impl Parser<'_> {
         if !self.seen_body {
             return refuse(EnvelopeError::NotEnvelope("no Body"));
         }
-        match self.operation {
-            Some(element) => Ok(ParsedEnvelope {
+        match (self.spec, self.operation) {
+            (Some(spec), Some(element)) => Ok(ParsedEnvelope {
                 version,
-                operation: Operation::UpdateUserPassword(element),
+                operation: Operation { spec, element },
                 security: self.security,
             }),
-            None if self.body_children == 0 => refuse(EnvelopeError::NotEnvelope("empty Body")),
-            None => refuse(EnvelopeError::UnknownOperation),
+            _ if self.body_children == 0 => refuse(EnvelopeError::NotEnvelope("empty Body")),
+            _ => refuse(EnvelopeError::UnknownOperation),
         }
     }
 }
@@ -659,7 +658,8 @@ mod tests {
     fn parses_the_contract_example_and_keeps_text_exactly() {
         let env = parse(OK11).unwrap();
         assert_eq!(env.version, SoapVersion::V11);
-        let Operation::UpdateUserPassword(op) = env.operation;
+        assert_eq!(env.operation.name(), "UpdateUserPassword");
+        let op = env.operation.element;
         assert_eq!(op.children.len(), 3);
         assert_eq!(op.children[0].children[2].text, "p&A<c>");
         assert_eq!(op.children[2].text, "  new  ");

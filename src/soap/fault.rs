@@ -1,11 +1,13 @@
-//! Faults: what every refusal looks like on the wire. [`Fault::from_service_error`] and
-//! [`Fault::from_envelope_error`] are the only places errors become faults.
+//! Faults: what every refusal looks like on the wire. [`Fault::from_service_error`],
+//! [`Fault::from_envelope_error`] and [`Fault::from_transport_error`] are the only places
+//! errors become faults.
 
 use std::borrow::Cow;
 
 use super::SoapVersion;
 use super::envelope::{EnvelopeError, QualifiedName};
 use crate::domain::ServiceError;
+use crate::front::TransportError;
 
 /// The fault's code, named as in SOAP 1.1; [`FaultCode::local_name`] gives the 1.2 name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +87,10 @@ impl Fault {
         }
     }
 
-    /// The one mapping from domain errors to faults (contract §4).
+    /// The one mapping from domain errors to faults (contract §4). The messages are the
+    /// domain's, shared with every front door.
     pub fn from_service_error(error: &ServiceError) -> Fault {
+        let message = error.message().into_owned();
         match error {
             ServiceError::WrongParameters(p) => {
                 let mut extras = vec![("parameter", p.parameter.to_string())];
@@ -99,43 +103,29 @@ impl Fault {
                     "Wrong parameters",
                     "WrongParametersFault",
                     "WRONG_PARAMETERS",
-                    p.message.clone(),
+                    message,
                     extras,
                 )
             }
-            // A lockout must be indistinguishable from any other failed sign-in.
-            ServiceError::AuthenticationFailed | ServiceError::LockedOut => Fault::typed(
+            ServiceError::AuthenticationFailed(_) => Fault::typed(
                 "Authorization failed",
                 "AuthenticationFailedFault",
                 "AUTHENTICATION_FAILED",
-                "The account, e-mail or password is wrong, or the caller may not sign in.".into(),
-                Vec::new(),
-            ),
-            ServiceError::UnsupportedToken => Fault::typed(
-                "Authorization failed",
-                "AuthenticationFailedFault",
-                "AUTHENTICATION_FAILED",
-                "WS-Security PasswordDigest tokens (and any password type but PasswordText) are not \
-                 supported: passwords are stored only as argon2id hashes, so a digest cannot be \
-                 checked. Send a PasswordText token over TLS, or credentials in the Body."
-                    .into(),
+                message,
                 Vec::new(),
             ),
             ServiceError::UnknownUser => Fault::typed(
                 "Unknown user",
                 "UnknownUserFault",
                 "UNKNOWN_USER",
-                "No user with this userId exists in the caller's account.".into(),
+                message,
                 Vec::new(),
             ),
             ServiceError::PermissionDenied(reason) => Fault::typed(
                 "Permission denied",
                 "PermissionDeniedFault",
                 "PERMISSION_DENIED",
-                format!(
-                    "The caller may not change this user's password: {}.",
-                    reason.describe()
-                ),
+                message,
                 vec![("reason", reason.id().to_string())],
             ),
             ServiceError::ServerBusy => Fault {
@@ -145,7 +135,7 @@ impl Fault {
                 detail: Some(FaultDetail {
                     element: "ServerBusyFault",
                     code: "SERVER_BUSY",
-                    message: "The service is at capacity; retry shortly.".into(),
+                    message,
                     extras: Vec::new(),
                 }),
                 ..Fault::new(FaultCode::Server, "Server busy")
@@ -163,19 +153,19 @@ impl Fault {
                 not_understood: names.clone(),
                 ..Fault::new(FaultCode::MustUnderstand, reason)
             },
-            EnvelopeError::TooLarge => Fault {
-                status_override: Some(413),
-                ..Fault::new(FaultCode::Client, reason)
-            },
-            EnvelopeError::BodyTimeout => Fault {
-                status_override: Some(408),
-                ..Fault::new(FaultCode::Client, reason)
-            },
-            EnvelopeError::AmbiguousLength => Fault {
-                status_override: Some(400),
-                ..Fault::new(FaultCode::Client, reason)
-            },
             _ => Fault::new(FaultCode::Client, reason),
+        }
+    }
+
+    /// The one mapping from the transport's refusals to faults: a Client fault without
+    /// detail, with the transport's status.
+    pub fn from_transport_error(error: TransportError) -> Fault {
+        if error == TransportError::Broken {
+            return Fault::from_envelope_error(&EnvelopeError::NotXml);
+        }
+        Fault {
+            status_override: error.status(),
+            ..Fault::new(FaultCode::Client, error.to_string())
         }
     }
 

@@ -1,27 +1,29 @@
-//! SOAP 1.1/1.2 over HTTP: the envelope pre-pass, wire structs, responses, faults, and
-//! the WSDL and schema documents.
+//! The SOAP front door: SOAP 1.1/1.2 messages in, result and fault envelopes out — the
+//! pipeline (`endpoint`), the envelope pre-pass, the operation table and each operation's
+//! decoding (`ops`), faults, and the WSDL and schema documents.
 //!
 //! Architecture invariant: this is the only module that knows XML. It turns bytes into a
 //! domain request (or an [`EnvelopeError`]) and domain outcomes into envelopes; nothing
 //! it hands to the service is XML-shaped.
 
+mod endpoint;
 mod envelope;
 mod fault;
-/// Glue for the cargo-fuzz targets and the corpus replay test (`tests/fuzz_corpus.rs`).
-#[doc(hidden)]
-pub mod fuzz;
+pub mod ops;
 mod wire;
 mod writer;
 pub mod wsdl;
 
+pub use endpoint::{SoapCall, Unread, answer, answer_unread, handle, read_call, refuse_transport};
 pub use envelope::WSSE_NS;
 pub use envelope::{
     Element, EnvelopeError, Limits, Operation, ParsedEnvelope, QualifiedName, Refused, decode_body,
     parse_envelope,
 };
-pub use fault::{Fault, FaultCode};
-pub use wire::{REQUEST_FIELDS, RequestOrigin, decode_update_password};
-pub use writer::{success_response, write_fault};
+pub use fault::{Fault, FaultCode, FaultDetail};
+pub use ops::REQUEST_FIELDS;
+pub use wire::RequestOrigin;
+pub use writer::{write_fault, write_result};
 
 /// Namespace of every message element (contract §1).
 pub const API_NS: &str = "http://ispringlearn.com/go/services/api/soap";

@@ -6,6 +6,7 @@ use quick_xml::escape::{escape, partial_escape};
 
 use super::envelope::is_xml_char;
 use super::fault::Fault;
+use super::ops::Field;
 use super::{API_NS, SoapVersion};
 
 /// Envelope prefix: `SOAP-ENV` for 1.1 (what legacy clients expect to see), `env` for 1.2.
@@ -25,15 +26,34 @@ fn open_envelope(out: &mut String, version: SoapVersion) {
     ));
 }
 
-/// `UpdateUserPasswordResult` with `success` true.
-pub fn success_response(version: SoapVersion) -> String {
+/// An operation's result element `name` in `api`, holding `fields`, in `version`.
+/// Every text is escaped.
+pub fn write_result(version: SoapVersion, name: &str, fields: &[Field]) -> String {
     let p = prefix(version);
     let mut out = String::with_capacity(320);
     open_envelope(&mut out, version);
-    out.push_str(&format!(
-        r#"<{p}:Body><UpdateUserPasswordResult xmlns="{API_NS}"><success>true</success></UpdateUserPasswordResult></{p}:Body></{p}:Envelope>"#
-    ));
+    out.push_str(&format!(r#"<{p}:Body><{name} xmlns="{API_NS}">"#));
+    write_fields(&mut out, fields);
+    out.push_str(&format!("</{name}></{p}:Body></{p}:Envelope>"));
     out
+}
+
+fn write_fields(out: &mut String, fields: &[Field]) {
+    for field in fields {
+        match field {
+            Field::Text(name, value) => {
+                out.push_str(&format!(
+                    "<{name}>{}</{name}>",
+                    partial_escape(xml_chars(value).as_ref())
+                ));
+            }
+            Field::Group(name, children) => {
+                out.push_str(&format!("<{name}>"));
+                write_fields(out, children);
+                out.push_str(&format!("</{name}>"));
+            }
+        }
+    }
 }
 
 /// `s` with every character XML 1.0 cannot carry (controls, U+FFFE, U+FFFF) replaced by

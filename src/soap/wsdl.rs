@@ -131,7 +131,7 @@ mod tests {
                 message: String::new(),
                 violations: vec![Violation::TooShort],
             }),
-            ServiceError::AuthenticationFailed,
+            ServiceError::AuthenticationFailed(crate::domain::AuthFailure::Credentials),
             ServiceError::UnknownUser,
             ServiceError::PermissionDenied(DenyReason::NotInScope),
             ServiceError::ServerBusy,

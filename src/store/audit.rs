@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use super::throttle::{self, LockCache, ThrottleKey};
 use super::{AuditRecord, Store, StoreError, directory};
+use crate::domain::Outcome;
 use crate::domain::lockout::ThrottlePolicy;
 
 /// Rows waiting to be written before senders have to wait.
@@ -48,7 +49,7 @@ pub struct RefusedCall {
     pub at_ms: i64,
     pub request_id: String,
     pub client_addr: String,
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     pub detail: Option<String>,
     /// The address counter it counts against (parameter faults; none when the address
     /// is allowlisted or the refusal is not the caller's fault).
@@ -107,7 +108,7 @@ pub struct AuditWriter {
 struct Aggregate {
     minute_ms: i64,
     client_addr: String,
-    outcome: &'static str,
+    outcome: Outcome,
     detail: Option<String>,
 }
 
@@ -318,13 +319,13 @@ fn write_tally(
             let aggregate_key = format!(
                 "{at}|{}|{}|{}",
                 key.client_addr,
-                key.outcome,
+                key.outcome.as_str(),
                 key.detail.as_deref().unwrap_or("")
             );
             upsert.execute(params![
                 at,
                 request_id,
-                key.outcome,
+                key.outcome.as_str(),
                 key.detail,
                 key.client_addr,
                 i64::try_from(*count).unwrap_or(i64::MAX),
@@ -344,19 +345,8 @@ fn write_tally(
             );
             directory::insert_audit(
                 &tx,
-                &AuditRecord {
-                    at: rfc3339(now),
-                    request_id: request_id.clone(),
-                    account_id: None,
-                    account_url: None,
-                    caller_id: None,
-                    caller_email: None,
-                    target_id: None,
-                    target_ext_id: None,
-                    outcome: "LOCKOUT",
-                    detail: Some(format!("ADDRESS_THROTTLED until {until}")),
-                    client_addr: client_addr.clone(),
-                },
+                &AuditRecord::new(request_id, client_addr, Outcome::Lockout)
+                    .detail(Some(format!("ADDRESS_THROTTLED until {until}"))),
             )?;
         }
     }

@@ -6,13 +6,12 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::StoreError;
-use crate::domain::{PasswordPolicy, Role, UserStatus};
+use crate::domain::{Outcome, PasswordPolicy, RequestContext, Role, UserStatus};
 
 /// An account and its password policy.
 #[derive(Debug, Clone)]
 pub struct AccountRecord {
     pub id: i64,
-    pub url: String,
     pub policy: PasswordPolicy,
 }
 
@@ -62,20 +61,81 @@ pub struct TargetRecord {
     pub history: Vec<String>,
 }
 
-/// One row of the audit trail.
+/// One row of the audit trail, built from who asked ([`AuditRecord::new`]) and what is
+/// known of the call when it ends.
 #[derive(Debug, Clone)]
 pub struct AuditRecord {
-    pub at: String,
-    pub request_id: String,
-    pub account_id: Option<i64>,
-    pub account_url: Option<String>,
-    pub caller_id: Option<i64>,
-    pub caller_email: Option<String>,
-    pub target_id: Option<i64>,
-    pub target_ext_id: Option<String>,
-    pub outcome: &'static str,
-    pub detail: Option<String>,
-    pub client_addr: String,
+    at: String,
+    request_id: String,
+    account_id: Option<i64>,
+    account_url: Option<String>,
+    caller_id: Option<i64>,
+    caller_email: Option<String>,
+    target_id: Option<i64>,
+    target_ext_id: Option<String>,
+    outcome: Outcome,
+    detail: Option<String>,
+    client_addr: String,
+}
+
+impl AuditRecord {
+    /// A row, timed now, for request `request_id` from `client_addr` (`cli` for an
+    /// operator's command) with `outcome`; the rest unknown until set.
+    pub fn new(request_id: &str, client_addr: &str, outcome: Outcome) -> Self {
+        AuditRecord {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            request_id: request_id.to_string(),
+            account_id: None,
+            account_url: None,
+            caller_id: None,
+            caller_email: None,
+            target_id: None,
+            target_ext_id: None,
+            outcome,
+            detail: None,
+            client_addr: client_addr.to_string(),
+        }
+    }
+
+    /// A row for a call of `ctx`.
+    pub fn of(ctx: &RequestContext, outcome: Outcome) -> Self {
+        Self::new(&ctx.request_id, &ctx.client_addr, outcome)
+    }
+
+    /// The account as resolved (`id`) and as the caller named it (`url`).
+    pub fn account(mut self, id: Option<i64>, url: Option<&str>) -> Self {
+        self.account_id = id;
+        self.account_url = url.map(str::to_string);
+        self
+    }
+
+    /// The caller as resolved (`id`) and as named (`email`).
+    pub fn caller(mut self, id: Option<i64>, email: Option<&str>) -> Self {
+        self.caller_id = id;
+        self.caller_email = email.map(str::to_string);
+        self
+    }
+
+    /// The target as resolved (`id`) and as named (`ext_id`).
+    pub fn target(mut self, id: Option<i64>, ext_id: Option<&str>) -> Self {
+        self.target_id = id;
+        self.target_ext_id = ext_id.map(str::to_string);
+        self
+    }
+
+    pub fn detail(mut self, detail: Option<String>) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    /// When the row was made, as stored.
+    pub fn at(&self) -> &str {
+        &self.at
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
 }
 
 /// A password change to commit.
@@ -112,7 +172,7 @@ pub(super) fn find_caller(
     email_key: &str,
 ) -> Result<CallerLookup, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT a.id, a.url, a.min_length, a.max_length, a.forbid_email, a.forbid_common,
+        "SELECT a.id, a.min_length, a.max_length, a.forbid_email, a.forbid_common,
                 a.history, a.self_service, {USER_COLUMNS}
            FROM accounts a
            LEFT JOIN users u ON u.account_id = a.id AND u.email_key = ?2
@@ -122,18 +182,17 @@ pub(super) fn find_caller(
         .query_row(params![account_key, email_key], |row| {
             let account = AccountRecord {
                 id: row.get(0)?,
-                url: row.get(1)?,
                 policy: PasswordPolicy {
-                    min_length: row.get(2)?,
-                    max_length: row.get(3)?,
-                    forbid_email: row.get(4)?,
-                    forbid_common: row.get(5)?,
-                    history: row.get(6)?,
-                    self_service: row.get(7)?,
+                    min_length: row.get(1)?,
+                    max_length: row.get(2)?,
+                    forbid_email: row.get(3)?,
+                    forbid_common: row.get(4)?,
+                    history: row.get(5)?,
+                    self_service: row.get(6)?,
                 },
             };
-            let user = match row.get::<_, Option<i64>>(8)? {
-                Some(_) => Some(user_from_row(row, 8)?),
+            let user = match row.get::<_, Option<i64>>(7)? {
+                Some(_) => Some(user_from_row(row, 7)?),
                 None => None,
             };
             Ok((account, user))
@@ -253,7 +312,7 @@ pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> rusqlite::Resu
         r.caller_email,
         r.target_id,
         r.target_ext_id,
-        r.outcome,
+        r.outcome.as_str(),
         r.detail,
         r.client_addr
     ])?;

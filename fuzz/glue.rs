@@ -1,6 +1,8 @@
-//! Fuzzing glue: the exact functions the cargo-fuzz targets (`fuzz/`) call, so that
-//! `tests/fuzz_corpus.rs` replays the corpus and the regressions through the same code.
-//! Not part of the service's API.
+//! Fuzzing glue: the exact functions the cargo-fuzz targets (`fuzz_targets/`) call, so
+//! that `tests/fuzz_corpus.rs` replays the corpus and the regressions through the same
+//! code. Included by both (`#[path]`), and built into neither the service nor its
+//! library: the targets call the public pipeline (`soap::read_call`, the fault writer),
+//! as the server does.
 
 use std::borrow::Cow;
 
@@ -8,10 +10,10 @@ use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::{Namespace, ResolveResult};
 
-use super::envelope::{EnvelopeError, Limits, Operation, QualifiedName, Refused};
-use super::fault::{Fault, FaultCode, FaultDetail};
-use super::{
-    RequestOrigin, SoapVersion, decode_body, decode_update_password, parse_envelope, write_fault,
+use soap_passwd::front::Incoming;
+use soap_passwd::soap::{
+    API_NS, EnvelopeError, Fault, FaultCode, FaultDetail, Limits, QualifiedName, Refused,
+    SoapVersion, parse_envelope, read_call, write_fault,
 };
 
 /// The Content-Type a `request_path` input is sent with: `CONTENT_TYPES[selector % 8]`.
@@ -45,42 +47,34 @@ pub fn selector(content_type: usize, host: usize) -> u8 {
 }
 
 /// The `request_path` target: the first byte selects Content-Type and Host, the rest is
-/// the body. Runs what `http::routes` runs up to the domain request — decode, pre-pass,
-/// wire decoding and conversion — and writes the fault a refusal gets, which must be a
-/// well-formed envelope. Returns the outcome code (`DECODED` when a domain request came out).
+/// the body. Runs the server's own first half of the pipeline (`soap::read_call`:
+/// decode, pre-pass, the operation's decoding) and writes the fault a refusal gets,
+/// which must be a well-formed envelope. Returns the outcome code (`DECODED` when a
+/// domain call came out).
 pub fn request_path(data: &[u8]) -> &'static str {
     let (selector, body) = data.split_first().map_or((0, data), |(s, b)| (*s, b));
-    let content_type = CONTENT_TYPES[usize::from(selector % 8)];
-    let origin = RequestOrigin {
+    let incoming = Incoming {
+        content_type: CONTENT_TYPES[usize::from(selector % 8)],
         host: HOSTS[usize::from(selector / 8 % 8)].map(str::to_owned),
     };
-    let fallback = SoapVersion::from_content_type(content_type);
-    let parsed = decode_body(body, content_type)
-        .map_err(|error| Refused {
-            version: None,
-            error,
-        })
-        .and_then(|text| parse_envelope(&text, &Limits::default()));
-    let envelope = match parsed {
-        Ok(envelope) => envelope,
-        Err(refused) => {
-            let fault = Fault::from_envelope_error(&refused.error);
-            check_fault(refused.version.unwrap_or(fallback), &fault, &|| {
-                format!("request_path refusal {:?}", refused.error)
+    match read_call(body, &incoming, &Limits::default()) {
+        Err(unread) => {
+            let fault = Fault::from_envelope_error(&unread.error);
+            check_fault(unread.version, &fault, &|| {
+                format!("request_path refusal {:?}", unread.error)
             });
-            return refused.error.code();
+            unread.error.code()
         }
-    };
-    let Operation::UpdateUserPassword(op) = envelope.operation;
-    match decode_update_password(op, envelope.security, &origin) {
-        Ok(_) => "DECODED",
-        Err(error) => {
-            let fault = Fault::from_service_error(&error);
-            check_fault(envelope.version, &fault, &|| {
-                format!("request_path service error {error:?}")
-            });
-            error.outcome_code()
-        }
+        Ok(call) => match call.call {
+            Ok(_) => "DECODED",
+            Err(error) => {
+                let fault = Fault::from_service_error(&error);
+                check_fault(call.version, &fault, &|| {
+                    format!("request_path service error {error:?}")
+                });
+                error.outcome().as_str()
+            }
+        },
     }
 }
 
@@ -393,10 +387,10 @@ pub fn check_fault(version: SoapVersion, fault: &Fault, context: &dyn Fn() -> St
     };
     match (&fault.detail, detail.map(|d| d.children.as_slice())) {
         (None, None) => {}
-        (Some(want), Some([typed])) if is(typed, Some(super::API_NS), want.element) => {
+        (Some(want), Some([typed])) if is(typed, Some(API_NS), want.element) => {
             let mut children = typed.children.iter();
             let mut next = |local: &str, value: &str| match children.next() {
-                Some(e) if is(e, Some(super::API_NS), local) => expect_text(e, value, local),
+                Some(e) if is(e, Some(API_NS), local) => expect_text(e, value, local),
                 _ => fail(format!("detail lacks {local}")),
             };
             next("code", want.code);
@@ -654,7 +648,7 @@ mod tests {
 
     #[test]
     fn every_real_fault_passes_the_check() {
-        use crate::domain::{DenyReason, ServiceError};
+        use soap_passwd::domain::{DenyReason, ServiceError};
         let faults = [
             Fault::from_service_error(&ServiceError::PermissionDenied(DenyReason::NotInScope)),
             Fault::from_service_error(&ServiceError::ServerBusy),

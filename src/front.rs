@@ -1,0 +1,94 @@
+//! The seam between the transport (`http`) and the front doors (`soap`, later `rest`):
+//! what a front door is handed besides the body, what it answers, and the refusals the
+//! transport makes before any front door has read a byte — which each front door words
+//! in its own format.
+
+use crate::domain::Outcome;
+
+/// What the HTTP layer knows about a request that its body does not.
+#[derive(Debug, Clone, Default)]
+pub struct Incoming<'a> {
+    pub content_type: Option<&'a str>,
+    /// The `Host` header (or `X-Forwarded-Host` behind a trusted proxy), for the account
+    /// of a caller who names none (WS-Security, REST).
+    pub host: Option<String>,
+}
+
+/// Why the transport refused a request before its body was read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("The request body is too large")]
+    TooLarge,
+    #[error("The request body was not received in time")]
+    BodyTimeout,
+    #[error("Content-Length and Transfer-Encoding together are not accepted")]
+    AmbiguousLength,
+    /// The body's stream broke (a malformed chunk, a dropped connection).
+    #[error("The request body could not be read")]
+    Broken,
+}
+
+impl TransportError {
+    /// The outcome code of the log line and the aggregated audit row.
+    pub fn code(self) -> &'static str {
+        match self {
+            TransportError::TooLarge => "TOO_LARGE",
+            TransportError::BodyTimeout => "BODY_TIMEOUT",
+            TransportError::AmbiguousLength => "AMBIGUOUS_LENGTH",
+            TransportError::Broken => "NOT_XML",
+        }
+    }
+
+    /// The HTTP status it is answered with, when it has its own (a broken body is
+    /// answered as the front door answers a malformed one).
+    pub fn status(self) -> Option<u16> {
+        match self {
+            TransportError::TooLarge => Some(413),
+            TransportError::BodyTimeout => Some(408),
+            TransportError::AmbiguousLength => Some(400),
+            TransportError::Broken => None,
+        }
+    }
+
+    /// Whether the connection must close after the answer: the rest of the body is
+    /// unread, or where it ends is unknown.
+    pub fn closes(self) -> bool {
+        !matches!(self, TransportError::Broken)
+    }
+}
+
+/// A front door's answer, which the transport sends as it is.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    /// Extra headers (`Retry-After`, `WWW-Authenticate`…).
+    pub headers: Vec<(&'static str, String)>,
+    /// Close the connection after this answer.
+    pub close: bool,
+    /// The access log line's fields.
+    pub log: CallLog,
+}
+
+/// The fields of the one log line per call. Identifiers only: never a password, a hash
+/// or the body.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    pub operation: &'static str,
+    pub outcome: Option<Outcome>,
+    pub account: Option<String>,
+    pub caller: Option<String>,
+    pub target: Option<String>,
+}
+
+impl CallLog {
+    /// A call refused before it named an operation.
+    pub fn refused(code: &'static str) -> Self {
+        CallLog {
+            operation: "-",
+            outcome: Some(Outcome::Refused(code)),
+            ..CallLog::default()
+        }
+    }
+}
