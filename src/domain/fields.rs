@@ -117,11 +117,6 @@ impl Email {
     pub fn key(&self) -> &str {
         &self.key
     }
-
-    /// The part before the last `@`.
-    pub fn local_part(&self) -> &str {
-        self.value.rsplit_once('@').map_or("", |(local, _)| local)
-    }
 }
 
 /// The id of the user whose password is to change, as the directory knows it.
@@ -163,6 +158,5 @@ mod tests {
         assert!(Email::parse("credentials/email", &format!("{}@x.io", "a".repeat(250))).is_err());
         let e = Email::parse("credentials/email", " Admin@Example.COM ").unwrap();
         assert_eq!(e.key(), "admin@example.com");
-        assert_eq!(e.local_part(), "Admin");
     }
 }

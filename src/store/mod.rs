@@ -173,16 +173,6 @@ impl Store {
             .is_ok()
     }
 
-    /// Looks up the caller by account URL key and e-mail key (the benchmark kit).
-    pub async fn find_caller(
-        &self,
-        account_key: String,
-        email_key: String,
-    ) -> Result<CallerLookup, StoreError> {
-        self.call(move |conn| directory::find_caller(conn, &account_key, &email_key))
-            .await
-    }
-
     /// Whether any of `keys` is locked now: a read, so that a flood against a lock is
     /// refused before it takes a place in the hashing queue or the writer's turn.
     pub async fn any_locked(
@@ -291,20 +281,6 @@ impl Store {
             directory::find_target(conn, account_id, caller_id, &target_ext_id, history)
         })
         .await
-    }
-
-    /// [`Store::find_target`] on the current thread: the benchmark kit times the
-    /// permission decision's query without the executor hop around it.
-    pub fn find_target_blocking(
-        &self,
-        account_id: i64,
-        caller_id: i64,
-        target_ext_id: &str,
-        history: u32,
-    ) -> Result<Option<TargetRecord>, StoreError> {
-        self.call_blocking(|conn| {
-            directory::find_target(conn, account_id, caller_id, target_ext_id, history)
-        })
     }
 
     /// Stores the new hash, history, audit and event rows in one transaction; returns

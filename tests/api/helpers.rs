@@ -1,12 +1,13 @@
 //! Test harness: a real service on 127.0.0.1:0 with a real SQLite file in a temp dir,
 //! and a blocking HTTP client that talks to it over loopback.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+pub use crate::harness::Printed;
 
 use quick_xml::events::Event;
 use quick_xml::reader::NsReader;
@@ -581,142 +582,6 @@ pub fn read_response(reader: &mut impl BufRead) -> std::io::Result<RawResponse> 
 
 // ------------------------------------------------------------------------ the binary
 
-/// The binary under test: this build's, or the one `SOAP_PASSWD_TEST_BIN` names (to
-/// run these tests against an older build and see which of them it fails).
-pub fn binary() -> PathBuf {
-    std::env::var_os("SOAP_PASSWD_TEST_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_soap-passwd")),
-        PathBuf::from,
-    )
-}
+pub use crate::harness::binary;
 
-/// The real binary: `soap-passwd serve` on a free port (the flags in `extra`, the
-/// log level in `rust_log`),, its stdout and stderr drained all along (so a
-/// chatty log never fills a pipe and stalls it) and kept for inspection.
-pub struct Served {
-    pub child: Child,
-    pub port: u16,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-/// What a stopped server printed.
-pub struct Printed {
-    pub status: Option<ExitStatus>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Served {
-    pub fn start(db: &Path, extra: &[&str], rust_log: &str) -> Served {
-        let mut child = Command::new(binary())
-            .args(["serve", "--bind", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .args(extra)
-            .env("RUST_LOG", rust_log)
-            .env_remove("SOAP_PASSWD_DB")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start soap-passwd");
-        let (port_tx, port_rx) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        let stdout = std::thread::spawn(move || {
-            let mut all = String::new();
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("soap-passwd listening on http://127.0.0.1:")
-                {
-                    let port = rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
-                    let _ = port_tx.send(port);
-                }
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
-        let mut err = child.stderr.take().expect("stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = err.read_to_end(&mut all);
-            String::from_utf8_lossy(&all).into_owned()
-        });
-        let port = match port_rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Some(port)) => port,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "no listening line ({other:?}); stderr: {}",
-                    stderr.join().unwrap_or_default()
-                );
-            }
-        };
-        Served {
-            child,
-            port,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-        }
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}/soap", self.port)
-    }
-
-    /// Sends a signal by name (`TERM`, `INT`, `KILL`).
-    pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -s {name} failed");
-    }
-
-    /// Waits up to `within` for the process to exit (killing it past that), then
-    /// returns its exit status (`None` if it had to be killed) and output.
-    pub fn wait_for_exit(&mut self, within: Duration) -> Printed {
-        let deadline = Instant::now() + within;
-        let mut status = None;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("poll child") {
-                status = Some(s);
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Printed {
-            status,
-            stdout: self
-                .stdout
-                .take()
-                .map(|h| h.join().expect("stdout reader"))
-                .unwrap_or_default(),
-            stderr: self
-                .stderr
-                .take()
-                .map(|h| h.join().expect("stderr reader"))
-                .unwrap_or_default(),
-        }
-    }
-
-    /// SIGKILL: no handler runs, nothing is flushed.
-    pub fn kill(&mut self) -> Printed {
-        self.child.kill().expect("SIGKILL");
-        self.wait_for_exit(Duration::from_secs(10))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+pub use crate::harness::Served;

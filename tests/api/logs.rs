@@ -102,7 +102,7 @@ fn no_secret_reaches_the_output_at_trace_level_and_each_call_has_one_access_line
     assert_eq!(calls[0].0.1, 200, "the change succeeded");
     assert!(calls[1..].iter().all(|((_, status), _, _)| *status >= 400));
 
-    served.signal("TERM");
+    served.signal("TERM").expect("signal");
     let Printed { stdout, stderr, .. } = served.wait_for_exit(Duration::from_secs(30));
     assert!(
         stdout.contains("Try it:"),

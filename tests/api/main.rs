@@ -7,6 +7,8 @@ mod docs;
 mod envelope;
 mod faults;
 mod fixtures;
+#[path = "../harness/mod.rs"]
+mod harness;
 mod hashing;
 mod helpers;
 mod import;

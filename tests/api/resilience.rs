@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use soap_passwd::service::Defences;
+
+use crate::harness;
 use soap_passwd::store::ThrottlePolicy;
 
 use crate::helpers::*;
@@ -72,24 +74,19 @@ impl Directory {
     }
 
     fn json(&self) -> String {
-        let mut users = vec![serde_json::json!({
-            "id": self.admin.id, "email": self.admin.email, "password": self.admin.password,
-            "role": "account_admin", "department": "d-root"
-        })];
-        users.extend(self.users.iter().map(|u| {
-            serde_json::json!({
-                "id": u.id, "email": u.email, "password": u.password,
-                "role": "user", "department": "d-root"
-            })
-        }));
-        serde_json::json!({"accounts": [{
-            "url": ACCOUNT,
-            "name": "Resilience",
-            "policy": {"history": 0},
-            "departments": [{"id": "d-root", "name": "Company", "children": []}],
-            "users": users
-        }]})
-        .to_string()
+        fn person<'a>(p: &'a Person, role: &'a str) -> harness::Person<'a> {
+            harness::Person {
+                id: &p.id,
+                email: &p.email,
+                secret: harness::Secret::Password(&p.password),
+                role,
+            }
+        }
+        harness::flat_directory(
+            ACCOUNT,
+            std::iter::once(person(&self.admin, "account_admin"))
+                .chain(self.users.iter().map(|u| person(u, "user"))),
+        )
     }
 }
 
@@ -422,7 +419,7 @@ fn sigkill_under_load_loses_no_acknowledged_change() {
         final_is_unacknowledged[i] = true;
     }
 
-    server.signal("TERM");
+    server.signal("TERM").expect("signal");
     let printed = server.wait_for_exit(Duration::from_secs(30));
     assert!(
         printed.status.is_some_and(|s| s.success()),
@@ -688,7 +685,7 @@ fn a_full_disk_gives_a_server_fault_and_the_service_recovers() {
     );
     assert_eq!(n, 1, "the failed change is audited as INTERNAL");
 
-    server.signal("TERM");
+    server.signal("TERM").expect("signal");
     let printed = server.wait_for_exit(Duration::from_secs(30));
     assert!(
         printed.status.is_some_and(|s| s.success()),
@@ -812,7 +809,7 @@ fn in_flight_change_survives(signal: &str) {
     wait_until_server_read(server.port, &stream);
     wait_until_server_read(server.port, &refused_stream);
     std::thread::sleep(Duration::from_millis(15));
-    server.signal(signal);
+    server.signal(signal).expect("signal");
     let signalled = Instant::now();
     while new_connection_is_served(server.port) {
         assert!(
@@ -1229,7 +1226,7 @@ fn no_plaintext_reaches_the_logs_or_the_database_file() {
         );
     }
 
-    server.signal("TERM");
+    server.signal("TERM").expect("signal");
     let printed = server.wait_for_exit(Duration::from_secs(30));
     assert!(
         printed.status.is_some_and(|s| s.success()),
