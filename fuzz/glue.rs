@@ -321,6 +321,7 @@ pub fn check_fault(version: SoapVersion, fault: &Fault, context: &dyn Fn() -> St
         max_depth: 16,
         max_elements: usize::MAX,
         max_attributes: 16,
+        batch_max: 0,
     };
     let root = read_tree(&xml).unwrap_or_else(|why| fail(why));
     match parse_envelope(&xml, &limits) {

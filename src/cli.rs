@@ -11,6 +11,7 @@ use crate::crypto::HashParams;
 use crate::domain::Outcome;
 use crate::provision;
 use crate::service::Defences;
+use crate::soap::{DEFAULT_BATCH_MAX, Limits};
 use crate::startup::{self, Application};
 use crate::store::ThrottlePolicy;
 
@@ -180,6 +181,10 @@ struct ServeArgs {
     /// Largest request body in bytes; larger bodies get a SOAP fault with HTTP 413.
     #[arg(long, default_value_t = DEFAULT_BODY_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
     body_limit: u64,
+    /// Most items one UpdateUserPasswords call may hold (a full batch of short
+    /// passwords is ~180 KB: raise --body-limit with it).
+    #[arg(long, env = "SOAP_PASSWD_BATCH_MAX", default_value_t = DEFAULT_BATCH_MAX as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch_max: u64,
     /// Failed sign-ins of one (account, e-mail) pair within the window that lock it.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     lockout_threshold: u32,
@@ -358,6 +363,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     settings.hash_wait = args.hash_wait;
     settings.hash = args.hash.params()?;
     settings.body_limit = usize::try_from(args.body_limit).map_err(|e| e.to_string())?;
+    settings.limits =
+        Limits::for_batch(usize::try_from(args.batch_max).map_err(|e| e.to_string())?);
     if let Some(workers) = args.workers {
         settings.workers = usize::try_from(workers).map_err(|e| e.to_string())?;
     }
@@ -482,7 +489,7 @@ fn events(args: EventsArgs) -> Result<(), Stop> {
             print_json(&e)?;
         } else {
             say(format_args!(
-                "{} {} {} account={} user={} email={} credential_version={} request={}",
+                "{} {} {} account={} user={} email={} credential_version={} request={} via={} temporary={}",
                 e.id,
                 e.at,
                 e.kind,
@@ -490,7 +497,9 @@ fn events(args: EventsArgs) -> Result<(), Stop> {
                 e.user_id,
                 e.email,
                 e.credential_version,
-                e.request_id
+                e.request_id,
+                e.via.as_deref().unwrap_or("-"),
+                e.temporary
             ))?;
         }
     }

@@ -8,8 +8,9 @@ use crate::crypto::HashParams;
 use crate::service::Defences;
 use crate::soap::Limits;
 
-/// Default request body limit: 64 KiB, about a hundred times a real request.
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// Default request body limit: 256 KiB, room for a full batch of 1000 items
+/// (`UpdateUserPasswords`, ~180 KB with short passwords) and 500 times a single call.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]

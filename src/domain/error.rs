@@ -247,6 +247,9 @@ pub enum DenyReason {
     UserDeactivated,
     ExternallyManaged,
     SelfServiceDisabled,
+    /// The caller's own password is temporary: they may only change it, or read their
+    /// own status, until they do (contract §11.1).
+    PasswordChangeRequired,
 }
 
 impl DenyReason {
@@ -257,6 +260,7 @@ impl DenyReason {
             DenyReason::UserDeactivated => "USER_DEACTIVATED",
             DenyReason::ExternallyManaged => "EXTERNALLY_MANAGED",
             DenyReason::SelfServiceDisabled => "SELF_SERVICE_DISABLED",
+            DenyReason::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
         }
     }
 
@@ -270,6 +274,9 @@ impl DenyReason {
             }
             DenyReason::SelfServiceDisabled => {
                 "the account does not allow users to change their own password"
+            }
+            DenyReason::PasswordChangeRequired => {
+                "the caller's password is temporary and must be changed first"
             }
         }
     }

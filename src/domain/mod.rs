@@ -23,20 +23,78 @@ pub use role::{Role, UserStatus};
 #[derive(Debug)]
 pub enum Call {
     UpdatePassword(UpdatePasswordRequest),
+    UpdatePasswords(UpdatePasswordsRequest),
+    PasswordStatus(PasswordStatusRequest),
 }
 
 /// What a call that succeeded answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Reply {
     PasswordUpdated,
+    /// One result per item, in the request's order.
+    PasswordsUpdated(Vec<ItemResult>),
+    Status(PasswordStatus),
 }
 
 /// Everything the service needs to run `UpdateUserPassword`, already validated.
 #[derive(Debug)]
 pub struct UpdatePasswordRequest {
     pub credentials: Credentials,
+    pub change: PasswordChange,
+}
+
+/// `UpdateUserPasswords` (contract §11.2): one sign-in, then each item on its own.
+#[derive(Debug)]
+pub struct UpdatePasswordsRequest {
+    pub credentials: Credentials,
+    /// At least one, at most the batch limit, no `userId` twice.
+    pub items: Vec<PasswordChange>,
+}
+
+/// One password to set.
+#[derive(Debug)]
+pub struct PasswordChange {
     pub user_id: UserId,
     pub new_password: Password,
+    /// Set by an administrator: the user must change it (ignored on a self-change).
+    pub temporary: bool,
+}
+
+/// How one item of a batch went.
+#[derive(Debug)]
+pub struct ItemResult {
+    pub user_id: String,
+    pub result: Result<(), ServiceError>,
+}
+
+/// `GetUserPasswordStatus` (contract §11.3).
+#[derive(Debug)]
+pub struct PasswordStatusRequest {
+    pub credentials: Credentials,
+    pub user_id: UserId,
+}
+
+/// A user's password status (contract §11.3). Times are RFC 3339, UTC, in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordStatus {
+    pub user_id: String,
+    pub status: UserStatus,
+    pub externally_managed: bool,
+    pub password_changed_at: String,
+    pub temporary: bool,
+    pub credential_version: i64,
+    /// An unused, unexpired reset link exists.
+    pub reset_pending: bool,
+    /// While the user's (account, e-mail) pair is locked.
+    pub locked_until: Option<String>,
+}
+
+/// Which front door a call came through, for events (`via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrontDoor {
+    #[default]
+    Soap,
+    Rest,
 }
 
 /// The caller's own login, as sent in `credentials` (or, later, a WS-Security token).
@@ -60,4 +118,6 @@ pub struct RequestContext {
     /// What the client is counted under (§10 counters, hashing fairness): the address,
     /// or an IPv6 client's /64.
     pub client_key: String,
+    /// The front door the call came through.
+    pub front: FrontDoor,
 }

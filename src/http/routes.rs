@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use log::info;
 
-use crate::domain::{ClientAddress, Outcome, RequestContext};
+use crate::domain::{ClientAddress, FrontDoor, Outcome, RequestContext};
 use crate::front::{Answer, CallLog, Incoming, TransportError};
 use crate::service::Service;
 use crate::soap::{self, Limits};
@@ -37,7 +37,12 @@ pub struct AppState {
 }
 
 /// The request id and the client of a request from `peer` with `headers`.
-fn context(peer: Option<IpAddr>, headers: &HeaderMap, state: &AppState) -> RequestContext {
+fn context(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    state: &AppState,
+    front: FrontDoor,
+) -> RequestContext {
     let client =
         super::client::client_ip(peer, headers, &state.trusted_proxies).map(ClientAddress::new);
     RequestContext {
@@ -47,6 +52,7 @@ fn context(peer: Option<IpAddr>, headers: &HeaderMap, state: &AppState) -> Reque
             .map_or_else(|| "-".to_string(), |c| c.ip().to_string()),
         client_ip: client.as_ref().map(ClientAddress::ip),
         client_key: client.map_or_else(|| "-".to_string(), |c| c.key().to_string()),
+        front,
     }
 }
 
@@ -74,7 +80,7 @@ async fn refused_before_body(
     state: &AppState,
     error: TransportError,
 ) -> HttpResponse {
-    let ctx = context(peer, headers, state);
+    let ctx = context(peer, headers, state, FrontDoor::Soap);
     let incoming = Incoming {
         content_type: content_type(headers),
         host: None,
@@ -210,7 +216,12 @@ async fn soap_endpoint(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let ctx = context(req.peer_addr().map(|a| a.ip()), req.headers(), &state);
+    let ctx = context(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        &state,
+        FrontDoor::Soap,
+    );
     let incoming = Incoming {
         content_type: content_type(req.headers()),
         host: request_host(&req, &state).map(|(_, host)| host),
@@ -227,7 +238,7 @@ async fn soap_endpoint(
     send(answer, &ctx, started.elapsed())
 }
 
-/// `GET /soap?wsdl` and `GET /soap?xsd=NAME`.
+/// `GET /soap?wsdl`, `GET /soap?singleWsdl` and `GET /soap?xsd=NAME`.
 async fn documents(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let query = req.query_string();
     let xml = |body: String| {
@@ -235,6 +246,9 @@ async fn documents(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
             .insert_header((header::CONTENT_TYPE, "text/xml; charset=utf-8"))
             .body(body)
     };
+    if query.eq_ignore_ascii_case("singleWsdl") {
+        return xml(soap::wsdl::single_wsdl_for(&endpoint_url(&req, &state)));
+    }
     if query.eq_ignore_ascii_case("wsdl") || query.to_ascii_lowercase().starts_with("wsdl=") {
         return xml(soap::wsdl::wsdl_for(&endpoint_url(&req, &state)));
     }

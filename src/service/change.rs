@@ -6,7 +6,8 @@ use super::Service;
 use super::permission;
 use crate::crypto::Slot;
 use crate::domain::{
-    Credentials, ParameterError, Password, RequestContext, ServiceError, UserId, Violation,
+    Credentials, DenyReason, FrontDoor, ParameterError, Password, PasswordChange, RequestContext,
+    ServiceError, Violation,
 };
 use crate::store::{AccountRecord, AuditRecord, ChangeRecord, TargetRecord, UserRecord};
 
@@ -19,7 +20,7 @@ pub(super) struct Changer<'a> {
 
 impl Changer<'_> {
     /// An audit row of this caller's call, about `target` (as resolved, as named).
-    fn audit(
+    pub(super) fn audit(
         &self,
         ctx: &RequestContext,
         outcome: crate::domain::Outcome,
@@ -36,23 +37,28 @@ impl Changer<'_> {
 }
 
 impl Service {
-    /// Sets `user_id`'s password to `new`, if `by` may and the policy allows it. The
-    /// argon2 work runs in `slot`, given back before the database write. A failure is
-    /// audited here; a success in the change's own transaction.
+    /// Sets `change.user_id`'s password, if `by` may and the policy allows it; `batch`
+    /// says it is an item of `UpdateUserPasswords` (for the event's `via`). The argon2
+    /// work runs in `slot`, given back before the database write. A failure is audited
+    /// here; a success in the change's own transaction.
     pub(super) async fn change_password(
         &self,
         by: &Changer<'_>,
         slot: Slot,
-        user_id: &UserId,
-        new: &Password,
+        change: &PasswordChange,
+        batch: bool,
         ctx: &RequestContext,
     ) -> Result<(), ServiceError> {
         let mut target_id = None;
         let result = self
-            .try_change(by, slot, user_id, new, ctx, &mut target_id)
+            .try_change(by, slot, change, batch, ctx, &mut target_id)
             .await;
         if let Err(error) = &result {
-            let row = by.audit(ctx, error.outcome(), (target_id, Some(user_id.as_str())));
+            let row = by.audit(
+                ctx,
+                error.outcome(),
+                (target_id, Some(change.user_id.as_str())),
+            );
             self.audit_failure(error, row, ctx).await;
         }
         result
@@ -62,26 +68,37 @@ impl Service {
         &self,
         by: &Changer<'_>,
         slot: Slot,
-        user_id: &UserId,
-        new: &Password,
+        change: &PasswordChange,
+        batch: bool,
         ctx: &RequestContext,
         target_id: &mut Option<i64>,
     ) -> Result<(), ServiceError> {
-        let target = self.find_target(by, user_id).await?;
+        let own = change.user_id.as_str() == by.caller.ext_id;
+        required_change_first(by, own)?;
+        let target = self.find_target(by, change.user_id.as_str()).await?;
         *target_id = Some(target.user.id);
 
         permission::authorise(by.caller, &target, by.account.policy.self_service)
             .map_err(ServiceError::PermissionDenied)?;
 
+        let new = &change.new_password;
         self.check_policy(by, &slot, &target, new).await?;
 
         let new_hash = self.hasher.hash(&slot, new).await?;
         drop(slot);
+        let via = match (batch, ctx.front) {
+            (true, _) => "batch",
+            (false, FrontDoor::Soap) => "soap",
+            (false, FrontDoor::Rest) => "rest",
+        };
         self.store
             .apply_change(ChangeRecord {
                 account_id: by.account.id,
                 target_id: target.user.id,
                 new_hash,
+                // A self-change is never temporary, and clears the flag (§11.1).
+                temporary: change.temporary && by.caller.id != target.user.id,
+                via,
                 history_keep: by.account.policy.history,
                 audit: by.audit(
                     ctx,
@@ -96,16 +113,16 @@ impl Service {
 
     /// The target within the caller's account, with the facts §5 and the history
     /// check need.
-    async fn find_target(
+    pub(super) async fn find_target(
         &self,
         by: &Changer<'_>,
-        user_id: &UserId,
+        user_id: &str,
     ) -> Result<TargetRecord, ServiceError> {
         self.store
             .find_target(
                 by.account.id,
                 by.caller.id,
-                user_id.as_str().to_string(),
+                user_id.to_string(),
                 by.account.policy.history,
             )
             .await
@@ -167,6 +184,17 @@ impl Service {
         violations.sort();
         Err(ServiceError::WrongParameters(policy_error(violations)))
     }
+}
+
+/// A caller whose own password is temporary may only act on themself (§11.1): decided
+/// before the target is looked up, so it says nothing about other users.
+pub(super) fn required_change_first(by: &Changer<'_>, own: bool) -> Result<(), ServiceError> {
+    if by.caller.temporary && !own {
+        return Err(ServiceError::PermissionDenied(
+            DenyReason::PasswordChangeRequired,
+        ));
+    }
+    Ok(())
 }
 
 fn policy_error(violations: Vec<Violation>) -> ParameterError {

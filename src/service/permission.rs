@@ -30,6 +30,16 @@ pub fn authorise(
     Ok(())
 }
 
+/// Decides whether `caller` may read `target`'s password status (contract §11.3): as
+/// for a change, except that a deactivated or externally managed target is readable
+/// (its status says so), and a user may always read their own.
+pub fn authorise_read(caller: &UserRecord, target: &TargetRecord) -> Result<(), DenyReason> {
+    if caller.id == target.user.id {
+        return Ok(());
+    }
+    by_rank(caller, target)
+}
+
 /// Rules 2–4: owner, account admin, then department scope with the no-wider-reach rule.
 fn by_rank(caller: &UserRecord, target: &TargetRecord) -> Result<(), DenyReason> {
     match caller.role {
@@ -63,6 +73,9 @@ mod tests {
             status: UserStatus::Active,
             externally_managed: false,
             password_hash: String::new(),
+            temporary: false,
+            password_changed_at: String::new(),
+            credential_version: 1,
         }
     }
 

@@ -58,7 +58,12 @@ pub fn read_call(
     Ok(SoapCall {
         version: envelope.version,
         spec,
-        call: (spec.decode)(envelope.operation.element, envelope.security, &origin),
+        call: (spec.decode)(
+            envelope.operation.element,
+            envelope.security,
+            &origin,
+            limits,
+        ),
     })
 }
 

@@ -12,21 +12,36 @@ use quick_xml::name::{Namespace, ResolveResult};
 use super::ops::{self, OperationSpec};
 use super::{API_NS, SOAP11_ENV_NS, SOAP12_ENV_NS, SoapVersion};
 
-/// Structural bounds on a request. A legitimate call has about a dozen elements.
+/// Structural bounds on a request. A single call has about a dozen elements; a batch
+/// about six per item.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_depth: usize,
     pub max_elements: usize,
     pub max_attributes: usize,
+    /// Items an `UpdateUserPasswords` call may hold (`--batch-max`).
+    pub batch_max: usize,
+}
+
+/// The default `--batch-max` (contract §11.2).
+pub const DEFAULT_BATCH_MAX: usize = 1000;
+
+impl Limits {
+    /// The bounds for batches of up to `batch_max` items: room for eight elements per
+    /// item besides a single call's 256.
+    pub fn for_batch(batch_max: usize) -> Self {
+        Limits {
+            max_depth: 32,
+            max_elements: 256 + 8 * batch_max,
+            max_attributes: 32,
+            batch_max,
+        }
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_depth: 32,
-            max_elements: 256,
-            max_attributes: 32,
-        }
+        Limits::for_batch(DEFAULT_BATCH_MAX)
     }
 }
 

@@ -17,8 +17,8 @@ pub mod wsdl;
 pub use endpoint::{SoapCall, Unread, answer, answer_unread, handle, read_call, refuse_transport};
 pub use envelope::WSSE_NS;
 pub use envelope::{
-    Element, EnvelopeError, Limits, Operation, ParsedEnvelope, QualifiedName, Refused, decode_body,
-    parse_envelope,
+    DEFAULT_BATCH_MAX, Element, EnvelopeError, Limits, Operation, ParsedEnvelope, QualifiedName,
+    Refused, decode_body, parse_envelope,
 };
 pub use fault::{Fault, FaultCode, FaultDetail};
 pub use ops::REQUEST_FIELDS;

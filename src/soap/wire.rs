@@ -81,7 +81,60 @@ fn take_one_where(
             i += 1;
         }
     }
-    Ok(found)
+    // `xsi:nil="true"` (.NET proxies send it for an unset optional) is an absent
+    // element, not an empty one (contract §11.5).
+    Ok(found.filter(|e| !is_nil(e)))
+}
+
+const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+fn is_nil(e: &Element) -> bool {
+    e.attributes.iter().any(|(ns, local, value)| {
+        ns.as_deref() == Some(XSI_NS) && local == "nil" && matches!(value.trim(), "true" | "1")
+    })
+}
+
+/// Takes every field named `local` (in `api` or no namespace), in document order; a
+/// nil one is left out.
+pub fn take_all(parent: &mut Element, local: &str) -> Vec<Element> {
+    let (taken, kept): (Vec<Element>, Vec<Element>) = std::mem::take(&mut parent.children)
+        .into_iter()
+        .partition(|e| ours(e) && e.local == local);
+    parent.children = kept;
+    taken.into_iter().filter(|e| !is_nil(e)).collect()
+}
+
+/// Takes an `xs:boolean` field: `true`, `false`, `1` or `0` (surrounding white space
+/// aside); anything else is a wrong parameter.
+pub fn take_bool(
+    parent: &mut Element,
+    local: &str,
+    parameter: &'static str,
+) -> Result<Option<bool>, ParameterError> {
+    match take_text(parent, local, parameter)?
+        .as_deref()
+        .map(str::trim)
+    {
+        None => Ok(None),
+        Some("true" | "1") => Ok(Some(true)),
+        Some("false" | "0") => Ok(Some(false)),
+        Some(_) => Err(ParameterError::new(
+            parameter,
+            format!("{parameter} must be true, false, 1 or 0"),
+        )),
+    }
+}
+
+/// Whether an element holds child elements only (white space aside), as a group such as
+/// `credentials` or `item` must.
+pub fn check_group(e: &Element, parameter: &'static str) -> Result<(), ParameterError> {
+    if e.has_text() {
+        return Err(ParameterError::new(
+            parameter,
+            format!("{parameter} holds text instead of elements"),
+        ));
+    }
+    Ok(())
 }
 
 /// Takes the single field named `local` (in `api` or no namespace), refusing duplicates.
@@ -122,12 +175,7 @@ impl CredentialsWire {
         let Some(mut c) = take_one(op, "credentials", "credentials")? else {
             return Ok(None);
         };
-        if c.has_text() {
-            return Err(ParameterError::new(
-                "credentials",
-                "credentials holds text instead of elements",
-            ));
-        }
+        check_group(&c, "credentials")?;
         Ok(Some(CredentialsWire {
             account_url: take_text(&mut c, "accountUrl", "credentials/accountUrl")?,
             email: take_text(&mut c, "email", "credentials/email")?,

@@ -24,6 +24,26 @@ pub fn wsdl_for(endpoint: &str) -> String {
     )
 }
 
+/// The WSDL with the schema inlined in `wsdl:types` instead of imported (`?singleWsdl`,
+/// the WCF convention, for importers that mishandle `xs:import`), `soap:address` set to
+/// `endpoint`.
+pub fn single_wsdl_for(endpoint: &str) -> String {
+    let wsdl = wsdl_for(endpoint);
+    let (Some(start), Some(end)) = (wsdl.find("<wsdl:types>"), wsdl.find("</wsdl:types>")) else {
+        return wsdl;
+    };
+    // The schema's root element onwards: no XML declaration, no leading comment.
+    let schema = XSD
+        .find("<xs:schema")
+        .map_or(XSD, |at| &XSD[at..])
+        .trim_end();
+    format!(
+        "{}<wsdl:types>\n{schema}\n  {}",
+        &wsdl[..start],
+        &wsdl[end..]
+    )
+}
+
 /// The schema served as `?xsd=name`, if there is one by that name.
 pub fn schema(name: &str) -> Option<&'static str> {
     XSD_NAMES.contains(&name).then_some(XSD)
@@ -114,16 +134,17 @@ mod tests {
             Violation::ConfirmMismatch,
         ];
         let ids: Vec<&str> = violations.iter().map(|v| v.id()).collect();
-        assert_eq!(xsd["ViolationCode"].1, ids);
+        assert_eq!(xsd["KnownViolationCode"].1, ids);
         let reasons = [
             DenyReason::NotInScope,
             DenyReason::OutranksCaller,
             DenyReason::UserDeactivated,
             DenyReason::ExternallyManaged,
             DenyReason::SelfServiceDisabled,
+            DenyReason::PasswordChangeRequired,
         ];
         let ids: Vec<&str> = reasons.iter().map(|r| r.id()).collect();
-        assert_eq!(xsd["PermissionDeniedReason"].1, ids);
+        assert_eq!(xsd["KnownPermissionDeniedReason"].1, ids);
 
         let errors = [
             ServiceError::WrongParameters(ParameterError {

@@ -25,6 +25,12 @@ pub struct UserRecord {
     pub status: UserStatus,
     pub externally_managed: bool,
     pub password_hash: String,
+    /// The password was set by an administrator as temporary: until the user changes
+    /// it, they may only change it or read their own status (contract §11.1).
+    pub temporary: bool,
+    /// As stored: RFC 3339, UTC.
+    pub password_changed_at: String,
+    pub credential_version: i64,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -36,6 +42,8 @@ impl std::fmt::Debug for UserRecord {
             .field("status", &self.status)
             .field("externally_managed", &self.externally_managed)
             .field("password_hash", &"[redacted]")
+            .field("temporary", &self.temporary)
+            .field("credential_version", &self.credential_version)
             .finish()
     }
 }
@@ -143,13 +151,19 @@ pub struct ChangeRecord {
     pub account_id: i64,
     pub target_id: i64,
     pub new_hash: String,
+    /// The new password must be changed by its user (contract §11.1).
+    pub temporary: bool,
+    /// How the change was made, for the event (`soap`, `rest`, `batch`, `reset_link`).
+    pub via: &'static str,
     /// How many previous hashes the account's policy needs kept.
     pub history_keep: u32,
     pub audit: AuditRecord,
 }
 
-const USER_COLUMNS: &str =
-    "u.id, u.ext_id, u.email, u.role, u.status, u.externally_managed, u.password_hash";
+const USER_COLUMNS: &str = "u.id, u.ext_id, u.email, u.role, u.status, u.externally_managed,
+     u.password_hash, u.password_temporary, u.password_changed_at, u.credential_version";
+/// How many columns [`USER_COLUMNS`] selects.
+const USER_COLUMN_COUNT: usize = 10;
 
 fn user_from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<UserRecord> {
     let role: String = row.get(offset + 3)?;
@@ -163,8 +177,14 @@ fn user_from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<UserRecord> {
         status: UserStatus::parse(&status).unwrap_or(UserStatus::Deactivated),
         externally_managed: row.get(offset + 5)?,
         password_hash: row.get(offset + 6)?,
+        temporary: row.get(offset + 7)?,
+        password_changed_at: row.get(offset + 8)?,
+        credential_version: row.get(offset + 9)?,
     })
 }
+
+/// How many account columns `find_caller` selects before the user's.
+const ACCOUNT_COLUMNS: usize = 7;
 
 pub(super) fn find_caller(
     conn: &Connection,
@@ -191,8 +211,8 @@ pub(super) fn find_caller(
                     self_service: row.get(6)?,
                 },
             };
-            let user = match row.get::<_, Option<i64>>(7)? {
-                Some(_) => Some(user_from_row(row, 7)?),
+            let user = match row.get::<_, Option<i64>>(ACCOUNT_COLUMNS)? {
+                Some(_) => Some(user_from_row(row, ACCOUNT_COLUMNS)?),
                 None => None,
             };
             Ok((account, user))
@@ -223,7 +243,10 @@ pub(super) fn find_target(
     ))?;
     let Some((user, department)) = stmt
         .query_row(params![account_id, target_ext_id], |row| {
-            Ok((user_from_row(row, 0)?, row.get::<_, i64>(7)?))
+            Ok((
+                user_from_row(row, 0)?,
+                row.get::<_, i64>(USER_COLUMN_COUNT)?,
+            ))
         })
         .optional()?
     else {
@@ -339,21 +362,28 @@ pub(super) fn apply_change(conn: &mut Connection, c: &ChangeRecord) -> Result<i6
     let version: i64 = tx
         .prepare_cached(
             "UPDATE users SET password_hash = ?2, password_changed_at = ?3,
-                              credential_version = credential_version + 1
+                              credential_version = credential_version + 1,
+                              password_temporary = ?4
               WHERE id = ?1 RETURNING credential_version",
         )?
-        .query_row(params![c.target_id, c.new_hash, c.audit.at], |r| r.get(0))?;
+        .query_row(
+            params![c.target_id, c.new_hash, c.audit.at, c.temporary],
+            |r| r.get(0),
+        )?;
     insert_audit(&tx, &c.audit)?;
     tx.prepare_cached(
-        "INSERT INTO events (at, kind, account_id, user_id, credential_version, request_id)
-         VALUES (?1, 'password_changed', ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (at, kind, account_id, user_id, credential_version, request_id,
+                             via, temporary)
+         VALUES (?1, 'password_changed', ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         c.audit.at,
         c.account_id,
         c.target_id,
         version,
-        c.audit.request_id
+        c.audit.request_id,
+        c.via,
+        c.temporary
     ])?;
     tx.commit()?;
     Ok(version)

@@ -173,6 +173,16 @@ impl Store {
             .is_ok()
     }
 
+    /// When `key`'s lock ends, if it is locked now (a user's status, §11.3).
+    pub async fn locked_until(
+        &self,
+        key: ThrottleKey,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.call(move |conn| throttle::locked_until(conn, &key, now_ms))
+            .await
+    }
+
     /// Whether any of `keys` is locked now: a read, so that a flood against a lock is
     /// refused before it takes a place in the hashing queue or the writer's turn.
     pub async fn any_locked(

@@ -163,9 +163,18 @@ CREATE INDEX audit_log_at ON audit_log(at);
 CREATE INDEX events_acked ON events(acked_at) WHERE acked_at IS NOT NULL;
 "#;
 
+/// Temporary passwords (contract §11.1): set by an administrator, cleared by the user's
+/// own change. Events say how a password was changed (`via`: soap, rest, batch,
+/// reset_link) and whether the new one is temporary (§14); rows from before say nothing.
+const V5: &str = r#"
+ALTER TABLE users ADD COLUMN password_temporary INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN via TEXT;
+ALTER TABLE events ADD COLUMN temporary INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 #[cfg(test)]

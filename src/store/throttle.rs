@@ -91,6 +91,19 @@ pub enum Settlement {
 pub type LockStarted = (ThrottleKey, i64);
 
 /// Whether any of `keys` is locked at `now`.
+/// When `key`'s lock ends, if it is locked now.
+pub(super) fn locked_until(
+    conn: &Connection,
+    key: &ThrottleKey,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let until: Option<i64> = conn
+        .prepare_cached("SELECT locked_until FROM auth_throttle WHERE key = ?1")?
+        .query_row([key.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(until.filter(|until| *until > now))
+}
+
 pub(super) fn any_locked(
     conn: &Connection,
     keys: &[ThrottleKey],

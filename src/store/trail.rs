@@ -46,6 +46,11 @@ pub struct PasswordChangedEvent {
     pub email: String,
     pub credential_version: i64,
     pub request_id: String,
+    /// How the password was changed: `soap`, `rest`, `batch` (`None` for events written
+    /// before this was recorded).
+    pub via: Option<String>,
+    /// The new password is temporary (contract §11.1).
+    pub temporary: bool,
 }
 
 pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
@@ -85,7 +90,8 @@ pub(super) fn events_after(
     after: i64,
 ) -> Result<Vec<PasswordChangedEvent>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT e.id, e.at, e.kind, a.url, u.ext_id, u.email, e.credential_version, e.request_id
+        "SELECT e.id, e.at, e.kind, a.url, u.ext_id, u.email, e.credential_version, e.request_id,
+                e.via, e.temporary
            FROM events e
            JOIN accounts a ON a.id = e.account_id
            JOIN users u ON u.id = e.user_id
@@ -102,6 +108,8 @@ pub(super) fn events_after(
             email: r.get(5)?,
             credential_version: r.get(6)?,
             request_id: r.get(7)?,
+            via: r.get(8)?,
+            temporary: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -2,7 +2,9 @@
 //! (`sign_in`, `change`) and answers its reply. Adding an operation is a module here,
 //! a variant of [`Call`] and [`Reply`], and its decoding and writing in each front door.
 
+mod password_status;
 mod update_password;
+mod update_passwords;
 
 use super::{Attempt, Service};
 use crate::domain::{Call, RequestContext};
@@ -11,5 +13,7 @@ use crate::domain::{Call, RequestContext};
 pub(super) async fn run(service: &Service, call: Call, ctx: &RequestContext) -> Attempt {
     match call {
         Call::UpdatePassword(request) => update_password::run(service, request, ctx).await,
+        Call::UpdatePasswords(request) => update_passwords::run(service, request, ctx).await,
+        Call::PasswordStatus(request) => password_status::run(service, request, ctx).await,
     }
 }

@@ -14,7 +14,7 @@ pub(super) async fn run(
     let mut caller = None;
     let result = async {
         let signed = service
-            .sign_in(&req.credentials, Some(req.user_id.as_str()), ctx)
+            .sign_in(&req.credentials, Some(req.change.user_id.as_str()), ctx)
             .await?;
         caller = Some(signed.caller.ext_id.clone());
         let by = Changer {
@@ -23,7 +23,7 @@ pub(super) async fn run(
             credentials: &req.credentials,
         };
         service
-            .change_password(&by, signed.slot, &req.user_id, &req.new_password, ctx)
+            .change_password(&by, signed.slot, &req.change, false, ctx)
             .await
     }
     .await;
@@ -31,7 +31,7 @@ pub(super) async fn run(
         operation: NAME,
         account: Some(req.credentials.account_url.as_str().to_string()),
         caller,
-        target: Some(req.user_id.as_str().to_string()),
+        target: Some(req.change.user_id.as_str().to_string()),
         result: result.map(|()| Reply::PasswordUpdated),
     }
 }

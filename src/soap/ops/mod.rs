@@ -3,9 +3,11 @@
 //! [`Call`] and its result's children. Adding an operation is a module here and a row of
 //! [`OPERATIONS`].
 
+mod password_status;
 mod update_password;
+mod update_passwords;
 
-use super::envelope::Element;
+use super::envelope::{Element, Limits};
 use super::wire::RequestOrigin;
 use crate::domain::{Call, Reply, ServiceError};
 
@@ -21,23 +23,43 @@ pub struct OperationSpec {
     /// The Body's element that answers it, in `api`.
     pub result: &'static str,
     /// Its request element (and the WS-Security header) into a call.
-    pub decode: fn(Element, Option<Element>, &RequestOrigin) -> Result<Call, ServiceError>,
+    pub decode: fn(Element, Option<Element>, &RequestOrigin, &Limits) -> Result<Call, ServiceError>,
     /// A successful reply into the result element's children.
     pub encode: fn(&Reply) -> Vec<Field>,
 }
 
 /// Every operation, by the QName of its request element.
-pub static OPERATIONS: &[OperationSpec] = &[OperationSpec {
-    name: "UpdateUserPassword",
-    request: "UpdateUserPasswordRequest",
-    result: "UpdateUserPasswordResult",
-    decode: update_password::decode,
-    encode: update_password::encode,
-}];
+pub static OPERATIONS: &[OperationSpec] = &[
+    OperationSpec {
+        name: "UpdateUserPassword",
+        request: "UpdateUserPasswordRequest",
+        result: "UpdateUserPasswordResult",
+        decode: update_password::decode,
+        encode: update_password::encode,
+    },
+    OperationSpec {
+        name: "UpdateUserPasswords",
+        request: "UpdateUserPasswordsRequest",
+        result: "UpdateUserPasswordsResult",
+        decode: update_passwords::decode,
+        encode: update_passwords::encode,
+    },
+    OperationSpec {
+        name: "GetUserPasswordStatus",
+        request: "GetUserPasswordStatusRequest",
+        result: "GetUserPasswordStatusResult",
+        decode: password_status::decode,
+        encode: password_status::encode,
+    },
+];
 
-/// The operation a Body element in `api` named `local` asks for.
+/// The operation a Body element in `api` named `local` asks for: its request element,
+/// or — for RPC-minded stacks such as Perl SOAP::Lite's WSDL mode — the operation's own
+/// name, with the same children (contract §11.5).
 pub fn find(local: &str) -> Option<&'static OperationSpec> {
-    OPERATIONS.iter().find(|op| op.request == local)
+    OPERATIONS
+        .iter()
+        .find(|op| op.request == local || op.name == local)
 }
 
 /// A child of a result element: text, or a group of children.

@@ -3,10 +3,11 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::super::envelope::Element;
-use super::super::wire::{CallerWire, RequestOrigin, missing, take_text};
-use super::Field;
+use super::super::wire::{CallerWire, RequestOrigin, missing, take_bool, take_text};
+use super::{Field, Limits};
 use crate::domain::{
-    Call, ParameterError, Password, Reply, ServiceError, UpdatePasswordRequest, UserId, Violation,
+    Call, ParameterError, Password, PasswordChange, Reply, ServiceError, UpdatePasswordRequest,
+    UserId, Violation,
 };
 
 /// The request's fields, by parameter path, in document order. A test checks the
@@ -19,6 +20,7 @@ pub const REQUEST_FIELDS: &[&str] = &[
     "userId",
     "password",
     "passwordConfirm",
+    "temporary",
 ];
 
 /// Decodes the operation element (and the WS-Security header, if any) into a call.
@@ -26,6 +28,7 @@ pub(super) fn decode(
     op: Element,
     security: Option<Element>,
     origin: &RequestOrigin,
+    _limits: &Limits,
 ) -> Result<Call, ServiceError> {
     decode_request(op, security, origin).map(Call::UpdatePassword)
 }
@@ -42,16 +45,20 @@ pub(super) fn decode_request(
     let user_id = take_text(&mut op, "userId", "userId")?;
     let password = take_text(&mut op, "password", "password")?.map(SecretString::from);
     let confirm = take_text(&mut op, "passwordConfirm", "passwordConfirm")?.map(SecretString::from);
+    let temporary = take_bool(&mut op, "temporary", "temporary")?;
 
     let caller = caller.into_domain(origin)?;
     let user_id = UserId::parse("userId", &user_id.ok_or_else(|| missing("userId"))?)?;
     let new_password = password.ok_or_else(|| missing("password"))?;
     let new_password = Password::parse("password", new_password.expose_secret())?;
-    check_confirmation(&new_password, confirm)?;
+    check_confirmation(&new_password, confirm, "passwordConfirm")?;
     Ok(UpdatePasswordRequest {
         credentials: caller.into_credentials()?,
-        user_id,
-        new_password,
+        change: PasswordChange {
+            user_id,
+            new_password,
+            temporary: temporary.unwrap_or(false),
+        },
     })
 }
 
@@ -60,6 +67,7 @@ pub(super) fn decode_request(
 pub(super) fn check_confirmation(
     password: &Password,
     confirm: Option<SecretString>,
+    parameter: &'static str,
 ) -> Result<(), ParameterError> {
     let Some(confirm) = confirm else {
         return Ok(());
@@ -68,8 +76,8 @@ pub(super) fn check_confirmation(
         return Ok(());
     }
     Err(ParameterError {
-        parameter: "passwordConfirm",
-        message: "passwordConfirm does not match password".into(),
+        parameter,
+        message: format!("{parameter} does not match password"),
         violations: vec![Violation::ConfirmMismatch],
     })
 }
@@ -162,8 +170,8 @@ mod tests {
     #[test]
     fn unqualified_children_are_fields_foreign_ones_are_ignored() {
         let r = decode(&format!("{CREDS}<userId>u</userId><password>new</password><x:password xmlns:x='urn:x'>other</x:password><extra/>")).unwrap();
-        assert_eq!(r.user_id.as_str(), "u");
-        assert_eq!(r.new_password.expose(), "new");
+        assert_eq!(r.change.user_id.as_str(), "u");
+        assert_eq!(r.change.new_password.expose(), "new");
     }
 
     #[test]
