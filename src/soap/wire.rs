@@ -58,7 +58,8 @@ fn wsse(e: &Element) -> bool {
     e.ns.as_deref() == Some(WSSE_NS)
 }
 
-/// Takes the single child named `local` that `accept` admits, refusing duplicates.
+/// Takes the single child named `local` that `accept` admits, refusing duplicates. The
+/// other children keep their order (a batch's items are answered in it).
 fn take_one_where(
     parent: &mut Element,
     local: &str,
@@ -69,7 +70,7 @@ fn take_one_where(
     let mut i = 0;
     while i < parent.children.len() {
         if accept(&parent.children[i]) && parent.children[i].local == local {
-            let e = parent.children.swap_remove(i);
+            let e = parent.children.remove(i);
             if found.is_some() {
                 return Err(ParameterError::new(
                     parameter,

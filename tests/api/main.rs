@@ -2,6 +2,7 @@
 //! and talks SOAP to it over HTTP.
 
 mod attacks;
+mod batch;
 mod concurrency;
 mod docs;
 mod envelope;
@@ -13,6 +14,7 @@ mod hashing;
 mod helpers;
 mod import;
 mod interop;
+mod leniency;
 mod lockout;
 mod logs;
 mod permissions;
@@ -20,5 +22,7 @@ mod policy;
 mod resilience;
 mod smoke;
 mod soapui;
+mod status;
+mod temporary;
 mod trail;
 mod wsi;
