@@ -14,7 +14,7 @@ fn parse_and_decode(c: &mut Criterion) {
     let limits = Limits::default();
     let incoming = Incoming {
         content_type: Some("text/xml; charset=utf-8"),
-        host: None,
+        ..Incoming::default()
     };
     c.bench_function("envelope: parse + decode success.xml", |b| {
         b.iter(|| {

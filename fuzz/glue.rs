@@ -56,6 +56,7 @@ pub fn request_path(data: &[u8]) -> &'static str {
     let incoming = Incoming {
         content_type: CONTENT_TYPES[usize::from(selector % 8)],
         host: HOSTS[usize::from(selector / 8 % 8)].map(str::to_owned),
+        ..Incoming::default()
     };
     match read_call(body, &incoming, &Limits::default()) {
         Err(unread) => {

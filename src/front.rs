@@ -1,4 +1,4 @@
-//! The seam between the transport (`http`) and the front doors (`soap`, later `rest`):
+//! The seam between the transport (`http`) and the front doors (`soap`, `rest`):
 //! what a front door is handed besides the body, what it answers, and the refusals the
 //! transport makes before any front door has read a byte — which each front door words
 //! in its own format.
@@ -12,6 +12,10 @@ pub struct Incoming<'a> {
     /// The `Host` header (or `X-Forwarded-Host` behind a trusted proxy), for the account
     /// of a caller who names none (WS-Security, REST).
     pub host: Option<String>,
+    /// `Authorization` (REST: HTTP Basic).
+    pub authorization: Option<&'a str>,
+    /// `X-Account-Url` (REST: the caller's account).
+    pub account_url: Option<&'a str>,
 }
 
 /// Why the transport refused a request before its body was read whole.

@@ -13,6 +13,7 @@ pub mod front;
 pub mod http;
 pub mod logging;
 pub mod provision;
+pub mod rest;
 pub mod service;
 pub mod soap;
 pub mod startup;

@@ -192,6 +192,11 @@ impl ParameterError {
             violations: Vec::new(),
         }
     }
+
+    /// `parameter` was not sent.
+    pub fn missing(parameter: &'static str) -> Self {
+        ParameterError::new(parameter, format!("{parameter} is missing"))
+    }
 }
 
 impl fmt::Display for ParameterError {

@@ -71,6 +71,13 @@ impl AccountUrl {
         without_scheme.trim_end_matches('/').to_string()
     }
 
+    /// The account a caller addresses by the request's host (WS-Security, REST): the
+    /// host name without a port and a trailing dot, so `myaccount.example.com:8443` and
+    /// `myaccount.example.com.` name `http://myaccount.example.com`.
+    pub fn from_host(parameter: &'static str, host: &str) -> Result<Self, ParameterError> {
+        AccountUrl::parse(parameter, host_name(host))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.value
     }
@@ -119,6 +126,18 @@ impl Email {
     }
 }
 
+/// The host name of a `Host` header value, without a port and a trailing dot.
+fn host_name(host: &str) -> &str {
+    let without_port = match host.rsplit_once(':') {
+        // `[::1]:8080` or `name:8080`; a bare IPv6 literal has no brackets to end at.
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    };
+    without_port.trim_end_matches('.')
+}
+
 /// The id of the user whose password is to change, as the directory knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserId(String);
@@ -158,5 +177,13 @@ mod tests {
         assert!(Email::parse("credentials/email", &format!("{}@x.io", "a".repeat(250))).is_err());
         let e = Email::parse("credentials/email", " Admin@Example.COM ").unwrap();
         assert_eq!(e.key(), "admin@example.com");
+    }
+
+    #[test]
+    fn a_token_account_is_the_host_name_without_port_or_trailing_dot() {
+        assert_eq!(host_name("Tenant.Example.com:8443"), "Tenant.Example.com");
+        assert_eq!(host_name("tenant.example.com."), "tenant.example.com");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("tenant.example.com"), "tenant.example.com");
     }
 }

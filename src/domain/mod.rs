@@ -4,6 +4,7 @@
 //! Every type here is constructed only by parsing ("parse, don't validate"), so the
 //! service never sees an over-long e-mail or an un-normalised password.
 
+mod change;
 mod client;
 mod error;
 mod fields;
@@ -12,6 +13,7 @@ mod password;
 mod policy;
 mod role;
 
+pub use change::{ChangeFields, PasswordChange, UpdatePasswordsRequest, check_batch_size};
 pub use client::ClientAddress;
 pub use error::{AuthFailure, DenyReason, Outcome, ParameterError, ServiceError, Violation};
 pub use fields::{AccountUrl, Email, UserId};
@@ -41,23 +43,6 @@ pub enum Reply {
 pub struct UpdatePasswordRequest {
     pub credentials: Credentials,
     pub change: PasswordChange,
-}
-
-/// `UpdateUserPasswords` (contract §11.2): one sign-in, then each item on its own.
-#[derive(Debug)]
-pub struct UpdatePasswordsRequest {
-    pub credentials: Credentials,
-    /// At least one, at most the batch limit, no `userId` twice.
-    pub items: Vec<PasswordChange>,
-}
-
-/// One password to set.
-#[derive(Debug)]
-pub struct PasswordChange {
-    pub user_id: UserId,
-    pub new_password: Password,
-    /// Set by an administrator: the user must change it (ignored on a self-change).
-    pub temporary: bool,
 }
 
 /// How one item of a batch went.
@@ -97,12 +82,33 @@ pub enum FrontDoor {
     Rest,
 }
 
-/// The caller's own login, as sent in `credentials` (or, later, a WS-Security token).
+/// The caller's own login, as sent in `credentials`, a WS-Security token, HTTP Basic,
+/// or a REST self-change's `currentPassword`.
 #[derive(Debug)]
 pub struct Credentials {
     pub account_url: AccountUrl,
-    pub email: Email,
+    pub login: Login,
     pub password: Password,
+}
+
+/// Who signs in.
+#[derive(Debug, Clone)]
+pub enum Login {
+    /// By e-mail: every front door's usual login.
+    Email(Email),
+    /// By user id: a REST self-change without `Authorization`, whose caller is the user
+    /// the path names (contract §13).
+    UserId(UserId),
+}
+
+impl Login {
+    /// As the caller named themself, for the audit trail.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Login::Email(e) => e.as_str(),
+            Login::UserId(id) => id.as_str(),
+        }
+    }
 }
 
 /// Facts about the HTTP exchange the service records in the audit trail.

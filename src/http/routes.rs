@@ -1,6 +1,7 @@
 //! The routes of contract §2. Transport only: the request id and client, the body read
 //! within its size and time bounds, the access log line; each body goes to the front
-//! door its path names (`soap`), whose answer is sent as it is.
+//! door its path names (`soap` for `/soap`, `rest` for `/api/…`), whose answer is sent
+//! as it is.
 
 use std::net::IpAddr;
 
@@ -14,6 +15,7 @@ use log::info;
 
 use crate::domain::{ClientAddress, FrontDoor, Outcome, RequestContext};
 use crate::front::{Answer, CallLog, Incoming, TransportError};
+use crate::rest;
 use crate::service::Service;
 use crate::soap::{self, Limits};
 
@@ -59,33 +61,62 @@ fn context(
 /// The answer to a body declared over the limit with `Expect: 100-continue`: the 413,
 /// before any of the body is sent (the connection then closes).
 pub(super) async fn too_large_unread(
+    path: &str,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     state: &AppState,
 ) -> HttpResponse {
-    refused_before_body(headers, peer, state, TransportError::TooLarge).await
+    refused_before_body(path, headers, peer, state, TransportError::TooLarge).await
 }
 
 /// The answer to a request with both `Content-Length` and `Transfer-Encoding`.
 pub(super) async fn ambiguous_framing(req: &HttpRequest, state: &AppState) -> HttpResponse {
     let peer = req.peer_addr().map(|a| a.ip());
-    refused_before_body(req.headers(), peer, state, TransportError::AmbiguousLength).await
+    refused_before_body(
+        req.path(),
+        req.headers(),
+        peer,
+        state,
+        TransportError::AmbiguousLength,
+    )
+    .await
+}
+
+/// The front door a path leads to.
+fn front_door(path: &str) -> FrontDoor {
+    if path.starts_with("/api/") {
+        FrontDoor::Rest
+    } else {
+        FrontDoor::Soap
+    }
+}
+
+/// Whether a path leads to a front door (whose format a refusal is answered in).
+pub(super) fn has_front_door(path: &str) -> bool {
+    path == "/soap" || path.starts_with("/api/")
 }
 
 /// A request refused before its body is read, answered by the front door its path
-/// names.
+/// leads to.
 async fn refused_before_body(
+    path: &str,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     state: &AppState,
     error: TransportError,
 ) -> HttpResponse {
-    let ctx = context(peer, headers, state, FrontDoor::Soap);
-    let incoming = Incoming {
-        content_type: content_type(headers),
-        host: None,
+    let front = front_door(path);
+    let ctx = context(peer, headers, state, front);
+    let answer = match front {
+        FrontDoor::Soap => {
+            let incoming = Incoming {
+                content_type: content_type(headers),
+                ..Incoming::default()
+            };
+            soap::refuse_transport(&state.service, error, &incoming, &ctx).await
+        }
+        FrontDoor::Rest => rest::refuse_transport(&state.service, error, &ctx).await,
     };
-    let answer = soap::refuse_transport(&state.service, error, &incoming, &ctx).await;
     send(answer, &ctx, Duration::ZERO)
 }
 
@@ -113,6 +144,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(soap_endpoint))
             .route(web::get().to(documents)),
     )
+    .service(
+        web::resource("/api/users/{userId}/password")
+            .route(web::patch().to(api_change_password))
+            .route(web::get().to(api_password_status)),
+    )
+    .service(web::resource("/api/passwords").route(web::post().to(api_passwords)))
+    .service(web::resource("/api/openapi.json").route(web::get().to(openapi)))
     .service(web::resource("/health").route(web::get().to(health)));
 }
 
@@ -209,6 +247,98 @@ async fn bounded_body(
     .unwrap_or(Err(TransportError::BodyTimeout))
 }
 
+/// What the front doors need of the request's headers.
+fn incoming<'r>(req: &'r HttpRequest, state: &AppState) -> Incoming<'r> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    Incoming {
+        content_type: content_type(req.headers()),
+        host: request_host(req, state).map(|(_, host)| host),
+        authorization: header("authorization"),
+        account_url: header("x-account-url"),
+    }
+}
+
+/// A REST route: the body (if any), bounded, handed to the JSON front door.
+async fn api_call(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    route: rest::Route<'_>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let ctx = context(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        &state,
+        FrontDoor::Rest,
+    );
+    let incoming = incoming(&req, &state);
+    let answer = match bounded_body(&req, payload, &state).await {
+        Err(error) => rest::refuse_transport(&state.service, error, &ctx).await,
+        Ok(mut body) => {
+            let answer = rest::handle(
+                &state.service,
+                route,
+                &body,
+                &incoming,
+                state.limits.batch_max,
+                &ctx,
+            )
+            .await;
+            // The body held passwords: wipe it rather than leave it to the allocator.
+            zeroize::Zeroize::zeroize(&mut body[..]);
+            answer
+        }
+    };
+    send(answer, &ctx, started.elapsed())
+}
+
+/// `PATCH /api/users/{userId}/password`.
+async fn api_change_password(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let user_id = req
+        .match_info()
+        .get("userId")
+        .unwrap_or_default()
+        .to_string();
+    let route = rest::Route::ChangePassword { user_id: &user_id };
+    api_call(req, payload, state, route).await
+}
+
+/// `GET /api/users/{userId}/password`.
+async fn api_password_status(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let user_id = req
+        .match_info()
+        .get("userId")
+        .unwrap_or_default()
+        .to_string();
+    let route = rest::Route::ReadStatus { user_id: &user_id };
+    api_call(req, payload, state, route).await
+}
+
+/// `POST /api/passwords`.
+async fn api_passwords(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    api_call(req, payload, state, rest::Route::UpdatePasswords).await
+}
+
+/// `GET /api/openapi.json`.
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(rest::openapi::document())
+}
+
 /// `POST /soap`: the body, bounded, handed to the SOAP front door.
 async fn soap_endpoint(
     req: HttpRequest,
@@ -222,10 +352,7 @@ async fn soap_endpoint(
         &state,
         FrontDoor::Soap,
     );
-    let incoming = Incoming {
-        content_type: content_type(req.headers()),
-        host: request_host(&req, &state).map(|(_, host)| host),
-    };
+    let incoming = incoming(&req, &state);
     let answer = match bounded_body(&req, payload, &state).await {
         Err(error) => soap::refuse_transport(&state.service, error, &incoming, &ctx).await,
         Ok(mut body) => {

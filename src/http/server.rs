@@ -121,7 +121,7 @@ async fn expect_continue(req: Request, state: &AppState) -> Result<Request, Expe
     match declared {
         Some(n) if n > state.body_limit as u64 => {
             let peer = req.peer_addr().map(|a| a.ip());
-            let response = routes::too_large_unread(req.headers(), peer, state).await;
+            let response = routes::too_large_unread(req.path(), req.headers(), peer, state).await;
             Err(ExpectRefused(response.into()))
         }
         _ => Ok(req),
@@ -139,7 +139,7 @@ async fn refuse_ambiguous_framing(
         && headers.contains_key(header::TRANSFER_ENCODING)
     {
         let response = match req.app_data::<web::Data<AppState>>() {
-            Some(state) if req.path() == "/soap" => {
+            Some(state) if routes::has_front_door(req.path()) => {
                 routes::ambiguous_framing(req.request(), state).await
             }
             _ => {

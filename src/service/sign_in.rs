@@ -11,7 +11,7 @@ use super::turns::PairTurns;
 use super::{Service, now_ms};
 use crate::crypto::Slot;
 use crate::domain::{
-    AuthFailure, Credentials, Outcome, Password, RequestContext, ServiceError, UserStatus,
+    AuthFailure, Credentials, Login, Outcome, Password, RequestContext, ServiceError, UserStatus,
 };
 use crate::store::{
     AccountRecord, AuditRecord, LockStarted, Settlement, SignIn, SignInGate, Store, ThrottleKey,
@@ -85,7 +85,7 @@ impl Service {
         if let Err(error) = &result {
             let row = AuditRecord::of(ctx, error.outcome())
                 .account(account_id, Some(credentials.account_url.as_str()))
-                .caller(None, Some(credentials.email.as_str()))
+                .caller(None, Some(credentials.login.as_str()))
                 .target(None, target);
             self.audit_failure(error, row, ctx).await;
         }
@@ -108,10 +108,23 @@ impl Service {
     ) -> Result<SignedIn, ServiceError> {
         let started = Instant::now();
         let client = ctx.client_key.as_str();
+        let account_key = credentials.account_url.key();
+        // A sign-in by user id counts against the user's own (account, e-mail) pair, so
+        // that both ways in share one budget of failures; an id no user has, against
+        // itself.
+        let email_key = match &credentials.login {
+            Login::Email(email) => email.key().to_string(),
+            Login::UserId(id) => self
+                .store
+                .email_key_of(account_key.to_string(), id.as_str().to_string())
+                .await
+                .map_err(ServiceError::internal)?
+                .unwrap_or_else(|| format!("id:{}", id.as_str())),
+        };
         let sign_in = SignIn {
-            account_key: credentials.account_url.key().to_string(),
-            email_key: credentials.email.key().to_string(),
-            pair: ThrottleKey::pair(credentials.account_url.key(), credentials.email.key()),
+            account_key: account_key.to_string(),
+            pair: ThrottleKey::pair(account_key, &email_key),
+            email_key,
             address: self.defences.address_key(ctx),
             id: rand::random(),
             policy: self.defences.policy.clone(),
@@ -264,7 +277,7 @@ impl Service {
                 .record(
                     AuditRecord::of(ctx, Outcome::Lockout)
                         .account(account_id, Some(credentials.account_url.as_str()))
-                        .caller(None, Some(credentials.email.as_str()))
+                        .caller(None, Some(credentials.login.as_str()))
                         .detail(Some(format!("{detail} until {until}"))),
                 )
                 .await;

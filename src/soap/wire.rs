@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::API_NS;
 use super::envelope::{Element, WSSE_NS};
 use crate::domain::{
-    AccountUrl, AuthFailure, Credentials, Email, ParameterError, Password, ServiceError,
+    AccountUrl, AuthFailure, Credentials, Email, Login, ParameterError, Password, ServiceError,
 };
 
 /// `<credentials>` as sent.
@@ -241,7 +241,7 @@ impl CallerWire {
                 Ok(Caller {
                     credentials: Credentials {
                         account_url,
-                        email,
+                        login: Login::Email(email),
                         password,
                     },
                     unsupported_token: false,
@@ -258,11 +258,11 @@ impl CallerWire {
                         "credentials are missing and the request names no host",
                     )
                 })?;
-                let account_url = AccountUrl::parse("credentials", host_name(host))?;
+                let account_url = AccountUrl::from_host("credentials", host)?;
                 Ok(Caller {
                     credentials: Credentials {
                         account_url,
-                        email,
+                        login: Login::Email(email),
                         password,
                     },
                     unsupported_token: t.password_type == TokenPasswordType::Unsupported,
@@ -271,20 +271,6 @@ impl CallerWire {
             (None, None) => Err(missing("credentials")),
         }
     }
-}
-
-/// The host name of a `Host` header value: without a port and a trailing dot, so
-/// `myaccount.example.com:8443` and `myaccount.example.com.` name the account
-/// `http://myaccount.example.com`.
-fn host_name(host: &str) -> &str {
-    let without_port = match host.rsplit_once(':') {
-        // `[::1]:8080` or `name:8080`; a bare IPv6 literal has no brackets to end at.
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => {
-            name
-        }
-        _ => host,
-    };
-    without_port.trim_end_matches('.')
 }
 
 const TOKEN_USERNAME: &str = "Security/UsernameToken/Username";
@@ -324,18 +310,5 @@ impl UsernameTokenWire {
             password,
             password_type,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_account_is_the_host_name_without_port_or_trailing_dot() {
-        assert_eq!(host_name("Tenant.Example.com:8443"), "Tenant.Example.com");
-        assert_eq!(host_name("tenant.example.com."), "tenant.example.com");
-        assert_eq!(host_name("[::1]:8080"), "[::1]");
-        assert_eq!(host_name("tenant.example.com"), "tenant.example.com");
     }
 }

@@ -183,6 +183,20 @@ fn user_from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<UserRecord> {
     })
 }
 
+pub(super) fn email_key_of(
+    conn: &Connection,
+    account_key: &str,
+    user_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT u.email_key FROM users u JOIN accounts a ON a.id = u.account_id
+              WHERE a.url_key = ?1 AND u.ext_id = ?2",
+        )?
+        .query_row(params![account_key, user_id], |r| r.get(0))
+        .optional()?)
+}
+
 /// How many account columns `find_caller` selects before the user's.
 const ACCOUNT_COLUMNS: usize = 7;
 

@@ -173,6 +173,17 @@ impl Store {
             .is_ok()
     }
 
+    /// The e-mail key of the user `user_id` of the account `account_key`, if there is one
+    /// (a sign-in by user id counts against that user's pair).
+    pub async fn email_key_of(
+        &self,
+        account_key: String,
+        user_id: String,
+    ) -> Result<Option<String>, StoreError> {
+        self.call(move |conn| directory::email_key_of(conn, &account_key, &user_id))
+            .await
+    }
+
     /// When `key`'s lock ends, if it is locked now (a user's status, §11.3).
     pub async fn locked_until(
         &self,

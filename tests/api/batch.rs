@@ -273,7 +273,10 @@ fn whole_call_faults_apply_no_item() {
         // A wrong caller password: the call fails as a whole.
         let reply = app.call(
             v,
-            &batch((ADMIN.0, ADMIN.1, "wrong-password"), std::slice::from_ref(&ok)),
+            &batch(
+                (ADMIN.0, ADMIN.1, "wrong-password"),
+                std::slice::from_ref(&ok),
+            ),
         );
         assert_client_fault(
             &reply,

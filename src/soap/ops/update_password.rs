@@ -3,11 +3,10 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::super::envelope::Element;
-use super::super::wire::{CallerWire, RequestOrigin, missing, take_bool, take_text};
+use super::super::wire::{CallerWire, RequestOrigin, take_bool, take_text};
 use super::{Field, Limits};
 use crate::domain::{
-    Call, ParameterError, Password, PasswordChange, Reply, ServiceError, UpdatePasswordRequest,
-    UserId, Violation,
+    Call, ChangeFields, PasswordChange, Reply, ServiceError, UpdatePasswordRequest,
 };
 
 /// The request's fields, by parameter path, in document order. A test checks the
@@ -48,39 +47,25 @@ pub(super) fn decode_request(
     let temporary = take_bool(&mut op, "temporary", "temporary")?;
 
     let caller = caller.into_domain(origin)?;
-    let user_id = UserId::parse("userId", &user_id.ok_or_else(|| missing("userId"))?)?;
-    let new_password = password.ok_or_else(|| missing("password"))?;
-    let new_password = Password::parse("password", new_password.expose_secret())?;
-    check_confirmation(&new_password, confirm, "passwordConfirm")?;
+    let change = PasswordChange::parse(
+        &FIELDS,
+        user_id.as_deref(),
+        password.as_ref().map(ExposeSecret::expose_secret),
+        confirm.as_ref().map(ExposeSecret::expose_secret),
+        temporary,
+    )?;
     Ok(UpdatePasswordRequest {
         credentials: caller.into_credentials()?,
-        change: PasswordChange {
-            user_id,
-            new_password,
-            temporary: temporary.unwrap_or(false),
-        },
+        change,
     })
 }
 
-/// `passwordConfirm`, when sent, must equal the password (after NFKC normalisation,
-/// like every password comparison).
-pub(super) fn check_confirmation(
-    password: &Password,
-    confirm: Option<SecretString>,
-    parameter: &'static str,
-) -> Result<(), ParameterError> {
-    let Some(confirm) = confirm else {
-        return Ok(());
-    };
-    if Password::normalise(confirm.expose_secret()).matches(password) {
-        return Ok(());
-    }
-    Err(ParameterError {
-        parameter,
-        message: format!("{parameter} does not match password"),
-        violations: vec![Violation::ConfirmMismatch],
-    })
-}
+/// The request's fields as its faults name them.
+const FIELDS: ChangeFields = ChangeFields {
+    user_id: "userId",
+    password: "password",
+    confirm: "passwordConfirm",
+};
 
 /// The result's children.
 pub(super) fn encode(_reply: &Reply) -> Vec<Field> {
@@ -90,7 +75,7 @@ pub(super) fn encode(_reply: &Reply) -> Vec<Field> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ServiceError, Violation};
+    use crate::domain::{ParameterError, ServiceError, Violation};
     use crate::soap::envelope::WSSE_NS;
     use crate::soap::{API_NS, Limits, parse_envelope};
 
@@ -126,7 +111,7 @@ mod tests {
     #[test]
     fn a_username_token_authenticates_when_the_body_has_no_credentials() {
         let r = decode_with(&token(""), "<userId>u</userId><password>new</password>").unwrap();
-        assert_eq!(r.credentials.email.as_str(), "caller@example.com");
+        assert_eq!(r.credentials.login.as_str(), "caller@example.com");
         assert_eq!(r.credentials.password.expose(), "token-pw");
         assert_eq!(r.credentials.account_url.key(), "tenant.example.com");
         let text = format!(
@@ -143,7 +128,7 @@ mod tests {
             &format!("{CREDS}<userId>u</userId><password>new</password>"),
         )
         .unwrap();
-        assert_eq!(r.credentials.email.as_str(), "a@b.c");
+        assert_eq!(r.credentials.login.as_str(), "a@b.c");
     }
 
     #[test]

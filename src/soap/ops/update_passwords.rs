@@ -1,17 +1,14 @@
 //! `UpdateUserPasswordsRequest` (contract §11.2) as sent, and its result.
 
-use std::collections::HashSet;
-
 use secrecy::{ExposeSecret, SecretString};
 
 use super::super::envelope::Element;
 use super::super::fault::Fault;
 use super::super::wire::{CallerWire, RequestOrigin, check_group, take_all, take_bool, take_text};
-use super::update_password::check_confirmation;
 use super::{Field, Limits};
 use crate::domain::{
-    Call, ParameterError, Password, PasswordChange, Reply, ServiceError, UpdatePasswordsRequest,
-    UserId,
+    Call, ChangeFields, ParameterError, PasswordChange, Reply, ServiceError,
+    UpdatePasswordsRequest, check_batch_size,
 };
 
 /// Decodes the operation element into a call. Every whole-call fault (a malformed or
@@ -26,38 +23,30 @@ pub(super) fn decode(
     let caller = CallerWire::take(&mut op, security)?;
     let wires = take_all(&mut op, "item");
     let caller = caller.into_domain(origin)?;
-    if wires.is_empty() || wires.len() > limits.batch_max {
-        return Err(ParameterError::new(
-            "item",
-            format!(
-                "a batch holds from 1 to {} items; this one holds {}",
-                limits.batch_max,
-                wires.len()
-            ),
-        )
-        .into());
-    }
-    let mut items = Vec::with_capacity(wires.len());
-    let mut seen = HashSet::with_capacity(wires.len());
-    for (index, wire) in wires.into_iter().enumerate() {
-        let item = decode_item(wire).map_err(|e| ParameterError {
-            message: format!("item {}: {}", index + 1, e.message),
-            ..e
-        })?;
-        if !seen.insert(item.user_id.as_str().to_string()) {
-            return Err(ParameterError::new(
-                "item/userId",
-                format!("item {}: this userId is in an earlier item too", index + 1),
-            )
-            .into());
-        }
-        items.push(item);
-    }
-    Ok(Call::UpdatePasswords(UpdatePasswordsRequest {
-        credentials: caller.into_credentials()?,
-        items,
-    }))
+    check_batch_size(wires.len(), limits.batch_max, "item")?;
+    let items = wires
+        .into_iter()
+        .enumerate()
+        .map(|(index, wire)| decode_item(wire).map_err(|e| numbered(index, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = UpdatePasswordsRequest::new(caller.into_credentials()?, items, "item/userId")
+        .map_err(|(index, e)| numbered(index, e))?;
+    Ok(Call::UpdatePasswords(request))
 }
+
+/// The item's number (from 1) in front of its fault's message.
+fn numbered(index: usize, e: ParameterError) -> ParameterError {
+    ParameterError {
+        message: format!("item {}: {}", index + 1, e.message),
+        ..e
+    }
+}
+
+const FIELDS: ChangeFields = ChangeFields {
+    user_id: "item/userId",
+    password: "item/password",
+    confirm: "item/passwordConfirm",
+};
 
 fn decode_item(mut item: Element) -> Result<PasswordChange, ParameterError> {
     check_group(&item, "item")?;
@@ -66,20 +55,13 @@ fn decode_item(mut item: Element) -> Result<PasswordChange, ParameterError> {
     let confirm =
         take_text(&mut item, "passwordConfirm", "item/passwordConfirm")?.map(SecretString::from);
     let temporary = take_bool(&mut item, "temporary", "item/temporary")?;
-    let user_id = user_id.ok_or_else(|| missing("item/userId"))?;
-    let user_id = UserId::parse("item/userId", &user_id)?;
-    let password = password.ok_or_else(|| missing("item/password"))?;
-    let new_password = Password::parse("item/password", password.expose_secret())?;
-    check_confirmation(&new_password, confirm, "item/passwordConfirm")?;
-    Ok(PasswordChange {
-        user_id,
-        new_password,
-        temporary: temporary.unwrap_or(false),
-    })
-}
-
-fn missing(parameter: &'static str) -> ParameterError {
-    super::super::wire::missing(parameter)
+    PasswordChange::parse(
+        &FIELDS,
+        user_id.as_deref(),
+        password.as_ref().map(ExposeSecret::expose_secret),
+        confirm.as_ref().map(ExposeSecret::expose_secret),
+        temporary,
+    )
 }
 
 /// One `item` per request item, in order: `userId`, `success`, and for a failure its

@@ -1,0 +1,100 @@
+//! A password change as every front door builds it: its fields parsed in the contract's
+//! order, and a batch's whole-call rules (§11.2). The front doors name the fields as
+//! their clients know them; the rules are here, once.
+
+use std::collections::HashSet;
+
+use super::{Credentials, ParameterError, Password, UserId, Violation};
+
+/// One password to set.
+#[derive(Debug)]
+pub struct PasswordChange {
+    pub user_id: UserId,
+    pub new_password: Password,
+    /// Set by an administrator: the user must change it (ignored on a self-change).
+    pub temporary: bool,
+}
+
+/// What a front door calls a change's fields, for its faults (`userId`, `item/userId`,
+/// `items/userId`…).
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeFields {
+    pub user_id: &'static str,
+    pub password: &'static str,
+    pub confirm: &'static str,
+}
+
+impl PasswordChange {
+    /// Parses a change: `userId`, then the password, then its confirmation (compared
+    /// after NFKC normalisation, like every password comparison).
+    pub fn parse(
+        fields: &ChangeFields,
+        user_id: Option<&str>,
+        password: Option<&str>,
+        confirm: Option<&str>,
+        temporary: Option<bool>,
+    ) -> Result<Self, ParameterError> {
+        let user_id = user_id.ok_or_else(|| ParameterError::missing(fields.user_id))?;
+        let user_id = UserId::parse(fields.user_id, user_id)?;
+        let password = password.ok_or_else(|| ParameterError::missing(fields.password))?;
+        let new_password = Password::parse(fields.password, password)?;
+        if let Some(confirm) = confirm {
+            if !Password::normalise(confirm).matches(&new_password) {
+                return Err(ParameterError {
+                    parameter: fields.confirm,
+                    message: format!("{} does not match password", fields.confirm),
+                    violations: vec![Violation::ConfirmMismatch],
+                });
+            }
+        }
+        Ok(PasswordChange {
+            user_id,
+            new_password,
+            temporary: temporary.unwrap_or(false),
+        })
+    }
+}
+
+/// `UpdateUserPasswords` (contract §11.2): one sign-in, then each item on its own.
+#[derive(Debug)]
+pub struct UpdatePasswordsRequest {
+    pub credentials: Credentials,
+    /// At least one, at most the batch limit, no `userId` twice.
+    pub items: Vec<PasswordChange>,
+}
+
+/// A batch holds from 1 to `batch_max` items (`parameter` names the list).
+pub fn check_batch_size(
+    count: usize,
+    batch_max: usize,
+    parameter: &'static str,
+) -> Result<(), ParameterError> {
+    if (1..=batch_max).contains(&count) {
+        return Ok(());
+    }
+    Err(ParameterError::new(
+        parameter,
+        format!("a batch holds from 1 to {batch_max} items; this one holds {count}"),
+    ))
+}
+
+impl UpdatePasswordsRequest {
+    /// The batch, unless a `userId` is in two items (`user_id` names the field): the
+    /// index (from 0) of the first repeat.
+    pub fn new(
+        credentials: Credentials,
+        items: Vec<PasswordChange>,
+        user_id: &'static str,
+    ) -> Result<Self, (usize, ParameterError)> {
+        let mut seen = HashSet::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            if !seen.insert(item.user_id.as_str()) {
+                return Err((
+                    index,
+                    ParameterError::new(user_id, "this userId is in an earlier item too"),
+                ));
+            }
+        }
+        Ok(UpdatePasswordsRequest { credentials, items })
+    }
+}

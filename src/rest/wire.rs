@@ -1,0 +1,106 @@
+//! The JSON bodies of the REST twin (contract §13), as sent and as answered. Members are
+//! camelCase as in the SOAP messages; unknown members are ignored, `null` is absent, and
+//! passwords are `SecretString`s from the moment they are read.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::problem::Problem;
+use crate::domain::PasswordStatus;
+
+/// `PATCH /api/users/{userId}/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChangeBody {
+    /// The new password, taken exactly as sent.
+    #[schema(value_type = String, min_length = 1)]
+    pub password: Option<SecretString>,
+    /// When sent, must equal `password`.
+    #[schema(value_type = Option<String>)]
+    pub password_confirm: Option<SecretString>,
+    /// A self-change without `Authorization`: the user in the path signs in with it.
+    #[schema(value_type = Option<String>)]
+    pub current_password: Option<SecretString>,
+    /// The user must change this password (ignored on a self-change).
+    pub temporary: Option<bool>,
+}
+
+/// One item of `POST /api/passwords`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordItemBody {
+    pub user_id: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
+    pub password: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
+    pub password_confirm: Option<SecretString>,
+    pub temporary: Option<bool>,
+}
+
+/// `POST /api/passwords`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordsBody {
+    /// 1 to `--batch-max` items, no `userId` twice.
+    pub items: Option<Vec<PasswordItemBody>>,
+}
+
+/// A change's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Success {
+    pub success: bool,
+}
+
+/// One item's result, in the request's order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemResultBody {
+    pub user_id: String,
+    pub success: bool,
+    /// Why the item failed: the problem its single call would get.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+/// `POST /api/passwords`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemResultsBody {
+    pub items: Vec<ItemResultBody>,
+}
+
+/// `GET /api/users/{userId}/password` (contract §11.3).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordStatusBody {
+    pub user_id: String,
+    /// `active` or `deactivated`.
+    #[schema(example = "active")]
+    pub status: String,
+    pub externally_managed: bool,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub password_changed_at: String,
+    pub temporary: bool,
+    pub credential_version: i64,
+    /// An unused, unexpired reset link exists.
+    pub reset_pending: bool,
+    /// Only while the user's (account, e-mail) pair is locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub locked_until: Option<String>,
+}
+
+impl From<&PasswordStatus> for PasswordStatusBody {
+    fn from(s: &PasswordStatus) -> Self {
+        PasswordStatusBody {
+            user_id: s.user_id.clone(),
+            status: s.status.as_str().to_string(),
+            externally_managed: s.externally_managed,
+            password_changed_at: s.password_changed_at.clone(),
+            temporary: s.temporary,
+            credential_version: s.credential_version,
+            reset_pending: s.reset_pending,
+            locked_until: s.locked_until.clone(),
+        }
+    }
+}
