@@ -74,6 +74,23 @@ pub(crate) fn post(host: &str, body: &str) -> Vec<u8> {
     request
 }
 
+/// `PATCH /api/users/u-0001/password` with `body` as JSON, by the bench admin (HTTP
+/// Basic, the account in `X-Account-Url`).
+pub(crate) fn rest_patch(host: &str, body: &str) -> Vec<u8> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{BENCH_ADMIN_EMAIL}:{BENCH_ADMIN_PASSWORD}"));
+    let mut request = format!(
+        "PATCH /api/users/{}/password HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Authorization: Basic {basic}\r\nX-Account-Url: {BENCH_URL}\r\nContent-Length: {}\r\n\r\n",
+        bench_user_id(1),
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body.as_bytes());
+    request
+}
+
 /// What the light-path requests look like on the wire, sent to the baseline as well so
 /// both servers read the same bytes.
 pub(crate) const BASELINE_REQUEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

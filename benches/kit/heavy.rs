@@ -137,24 +137,37 @@ impl Kit<'_> {
             r#"<?xml version="1.0" encoding="UTF-8"?>
 <SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns="{API_NS}"><SOAP-ENV:Body><GetUsersRequest><credentials><accountUrl>{BENCH_URL}</accountUrl><email>{BENCH_ADMIN_EMAIL}</email><password>{BENCH_ADMIN_PASSWORD}</password></credentials></GetUsersRequest></SOAP-ENV:Body></SOAP-ENV:Envelope>"#
         );
-        let cases: [(&str, String, Judge); 3] = [
-            ("malformed XML", malformed, |r| client_fault(r, None)),
-            (
-                "WrongParameters (userId missing)",
-                BASELINE_REQUEST.to_string(),
-                |r| client_fault(r, Some("WrongParametersFault")),
-            ),
-            ("unknown operation", unknown_operation, |r| {
+        let cases: [(&str, Vec<u8>, Judge); 4] = [
+            ("malformed XML", post(&host, &malformed), |r| {
                 client_fault(r, None)
             }),
+            (
+                "WrongParameters (userId missing)",
+                post(&host, BASELINE_REQUEST),
+                |r| client_fault(r, Some("WrongParametersFault")),
+            ),
+            ("unknown operation", post(&host, &unknown_operation), |r| {
+                client_fault(r, None)
+            }),
+            (
+                "REST: malformed JSON (PATCH, Basic)",
+                rest_patch(&host, r#"{"password": "Kit-Light-Path-Pass-77!""#),
+                |r| {
+                    if r.status == 400 && contains(&r.body, b"WRONG_PARAMETERS") {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Other
+                    }
+                },
+            ),
         ];
-        for (name, body, expect) in cases {
+        for (name, request, expect) in cases {
             let (mut stats, cpu) = self.measure(
                 &served,
                 closed_loop(
                     served.addr,
                     None,
-                    fixed_workloads(c, &[post(&host, &body)], expect),
+                    fixed_workloads(c, &[request], expect),
                     self.timing(self.plan.run),
                     false,
                 ),

@@ -12,7 +12,7 @@
 //!
 //! Environment (or arguments after `--`):
 //! - `KIT_QUICK=1`: a smoke run (short runs, a 10,000-department / 100,000-user directory);
-//! - `KIT_ONLY=argon2,heavy,light,overload,fairness,attacks,directory` (or those names as
+//! - `KIT_ONLY=argon2,heavy,batch,light,overload,fairness,attacks,directory` (or those names as
 //!   arguments): run only these sections (argon2 always runs: the others are judged by it);
 //! - `KIT_SECS=N`: seconds of each heavy and light measurement (default 10, quick 2);
 //! - `KIT_SERVICE_BIN=PATH`: measure another build of the service (an older commit's,
@@ -42,6 +42,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
 mod attacks;
 mod baseline;
+mod batch;
 mod cpu;
 mod directory;
 mod fixture;
@@ -101,6 +102,7 @@ fn main() {
 enum Section {
     Argon2,
     Heavy,
+    Batch,
     Light,
     Overload,
     Fairness,
@@ -108,9 +110,10 @@ enum Section {
     Directory,
 }
 
-const SECTIONS: [(&str, Section); 7] = [
+const SECTIONS: [(&str, Section); 8] = [
     ("argon2", Section::Argon2),
     ("heavy", Section::Heavy),
+    ("batch", Section::Batch),
     ("light", Section::Light),
     ("overload", Section::Overload),
     ("fairness", Section::Fairness),
@@ -386,6 +389,7 @@ fn run(plan: &Plan) -> Result<(), String> {
         matches!(
             s,
             Section::Heavy
+                | Section::Batch
                 | Section::Light
                 | Section::Overload
                 | Section::Fairness
@@ -412,6 +416,10 @@ fn run(plan: &Plan) -> Result<(), String> {
             measured: false,
         },
     };
+    if let (true, Some(fixture)) = (plan.has(Section::Batch), &fixture) {
+        let result = ctx.batch(fixture, &floor, &mut report);
+        section(&mut report, "batch", result);
+    }
     if let (true, Some(fixture)) = (plan.has(Section::Light), &fixture) {
         let result = ctx.light(fixture, &mut report);
         section(&mut report, "light", result);

@@ -27,6 +27,8 @@ fn readme_quotes_every_integration_snippet_verbatim() {
         checked,
         [
             "curl_body.sh",
+            "curl_rest.sh",
+            "curl_soap_operations.sh",
             "curl_wsse.sh",
             "node_example.js",
             "wsse-request.xml",
