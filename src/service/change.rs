@@ -11,6 +11,15 @@ use crate::domain::{
 };
 use crate::store::{AccountRecord, AuditRecord, ChangeRecord, TargetRecord, UserRecord};
 
+/// The hashing slot a change's argon2 work runs in.
+pub(super) enum Hashing {
+    /// Already held (the sign-in's, for the call's one change).
+    Held(Slot),
+    /// Taken once the checks that need no argon2 have passed (a batch's later items):
+    /// the slot is held for argon2 only, and an item refused before it needs none.
+    Admit,
+}
+
 /// Who changes a password: the signed-in caller and what they signed in with.
 pub(super) struct Changer<'a> {
     pub account: &'a AccountRecord,
@@ -44,7 +53,7 @@ impl Service {
     pub(super) async fn change_password(
         &self,
         by: &Changer<'_>,
-        slot: Slot,
+        slot: Hashing,
         change: &PasswordChange,
         batch: bool,
         ctx: &RequestContext,
@@ -67,7 +76,7 @@ impl Service {
     async fn try_change(
         &self,
         by: &Changer<'_>,
-        slot: Slot,
+        slot: Hashing,
         change: &PasswordChange,
         batch: bool,
         ctx: &RequestContext,
@@ -82,7 +91,13 @@ impl Service {
             .map_err(ServiceError::PermissionDenied)?;
 
         let new = &change.new_password;
-        self.check_policy(by, &slot, &target, new).await?;
+        let violations = self.check_text(by, &target, new).await?;
+        let slot = match slot {
+            Hashing::Held(slot) => slot,
+            Hashing::Admit => self.hasher.admit(&ctx.client_key).await?,
+        };
+        self.check_hashes(by, &slot, &target, new, violations)
+            .await?;
 
         let new_hash = self.hasher.hash(&slot, new).await?;
         drop(slot);
@@ -130,14 +145,14 @@ impl Service {
             .ok_or(ServiceError::UnknownUser)
     }
 
-    /// Every rule of §6 the new password breaks, or none.
-    async fn check_policy(
+    /// The rules of §6 that need no argon2 (length, e-mail, zxcvbn) the new password
+    /// breaks.
+    async fn check_text(
         &self,
         by: &Changer<'_>,
-        slot: &Slot,
         target: &TargetRecord,
         new: &Password,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Vec<Violation>, ServiceError> {
         // zxcvbn costs ~0.5 ms on an ordinary password and at most ~4 ms on a crafted
         // one (its input is bounded, `domain::policy::MAX_SCORED_CHARS`): it runs on a
         // blocking thread inside this request's slot, never on the executor where it
@@ -145,16 +160,26 @@ impl Service {
         // a gate pass per request for a sub-millisecond check left cores idle in the
         // hand-offs (the kit's heavy rows at c=8: 82–86 % of the limit instead of
         // 88–96 %), and bounded, it cannot take the cores from argon2.
-        let mut violations = {
-            let (policy, password, email) = (
-                by.account.policy.clone(),
-                new.clone(),
-                target.user.email.clone(),
-            );
-            tokio::task::spawn_blocking(move || policy.check_text(&password, &email))
-                .await
-                .map_err(ServiceError::internal)?
-        };
+        let (policy, password, email) = (
+            by.account.policy.clone(),
+            new.clone(),
+            target.user.email.clone(),
+        );
+        tokio::task::spawn_blocking(move || policy.check_text(&password, &email))
+            .await
+            .map_err(ServiceError::internal)
+    }
+
+    /// With the text rules' `violations`, every rule of §6 the new password breaks, or
+    /// none: the current password and the history, verified in `slot`.
+    async fn check_hashes(
+        &self,
+        by: &Changer<'_>,
+        slot: &Slot,
+        target: &TargetRecord,
+        new: &Password,
+        mut violations: Vec<Violation>,
+    ) -> Result<(), ServiceError> {
         // The current password: for a self-change the caller just proved it, so compare
         // plaintexts instead of paying for another argon2 verify.
         let own = by.caller.id == target.user.id;

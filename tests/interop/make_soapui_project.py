@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Writes fixtures/soapui-project.xml: a SoapUI project that loads the served WSDL and holds
-one request per file in fixtures/requests (verbatim), with assertions on success and on
-each fault's detail element. Re-run after changing a request fixture; a Rust test
+"""Writes fixtures/soapui-project.xml: a SoapUI project that loads the served WSDL (both
+bindings, each with the three operations UpdateUserPassword, UpdateUserPasswords and
+GetUserPasswordStatus) and holds one request per file in fixtures/requests (verbatim), each
+test step naming the operation its Body element calls (the request element, or the
+operation's own name sent in its place), with assertions on success, on each fault's detail
+element, on each item of a batch result (success, or the item fault's type, code and
+extras) and on the fields of a status result. Re-run after changing a request fixture; a Rust test
 (tests/api/soapui.rs) fails when the project and the fixtures drift apart, and .ci/test
 regenerates the project into a temporary file and fails unless it is byte-identical to
 fixtures/soapui-project.xml (the output is deterministic).
@@ -12,6 +16,7 @@ OUTPUT defaults to fixtures/soapui-project.xml)
 import pathlib
 import sys
 import uuid
+import xml.etree.ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -19,11 +24,35 @@ API = "http://ispringlearn.com/go/services/api/soap"
 WSDL_URL = "http://localhost:8080/soap?wsdl"
 ENDPOINT = "http://localhost:8080/soap"
 
-# Expected outcome per request fixture: None for success, else (detail element, {child: value}).
+# The operations of the WSDL's port type (both bindings), in the WSDL's order.
+OPERATIONS = ["UpdateUserPassword", "UpdateUserPasswords", "GetUserPasswordStatus"]
+
+
+class Batch:
+    """An UpdateUserPasswordsResult: per request item, in order, (userId, None) for success
+    or (userId, (detail element, {child: value})) for the item's fault."""
+
+    def __init__(self, *items):
+        self.items = items
+
+
+class Status:
+    """A GetUserPasswordStatusResult with these {field: text} values (passwordChangedAt, a
+    timestamp, is asserted present; lockedUntil present only if listed)."""
+
+    def __init__(self, **fields):
+        self.fields = fields
+
+
+# Expected outcome per request fixture: None for an UpdateUserPasswordResult with success
+# true, (detail element, {child: value}) for a fault, or a Batch or Status result.
 OUTCOMES = {
     "success": None,
     "success-soap12": None,
     "unqualified-children": None,
+    "operation-name-alias": None,
+    "passwordconfirm-nil": None,
+    "temporary": None,
     "wrong-parameters": ("WrongParametersFault", {"parameter": "userId"}),
     "policy-violation": ("WrongParametersFault", {"parameter": "password", "violation": "TOO_SHORT"}),
     "confirm-mismatch": ("WrongParametersFault", {"parameter": "passwordConfirm", "violation": "CONFIRM_MISMATCH"}),
@@ -33,6 +62,16 @@ OUTCOMES = {
     "permission-denied-outranks": ("PermissionDeniedFault", {"reason": "OUTRANKS_CALLER"}),
     "permission-denied-deactivated": ("PermissionDeniedFault", {"reason": "USER_DEACTIVATED"}),
     "permission-denied-externally-managed": ("PermissionDeniedFault", {"reason": "EXTERNALLY_MANAGED"}),
+    "batch-mixed": Batch(
+        ("u-trainer", None),
+        ("u-owner", ("PermissionDeniedFault", {"code": "PERMISSION_DENIED", "reason": "OUTRANKS_CALLER"})),
+        ("u-nobody", ("UnknownUserFault", {"code": "UNKNOWN_USER"})),
+        ("u-learner2", ("WrongParametersFault", {"code": "WRONG_PARAMETERS", "parameter": "password", "violation": "TOO_SHORT"})),
+    ),
+    "status-soap12": Status(
+        userId="u-sso", status="active", externallyManaged="true", temporary="false",
+        credentialVersion="1", resetPending="false",
+    ),
 }
 
 BINDINGS = {
@@ -67,12 +106,56 @@ def xpath_assertion(name, path, expected):
           </con:assertion>"""
 
 
-def assertions(outcome):
+def operation_of(request_text):
+    """The operation a request calls: its Body's first element, a request element
+    (UpdateUserPasswordRequest) or the operation's name sent in its place (contract 11.5)."""
+    root = ET.fromstring(request_text.encode("utf-8"))
+    body = next(child for child in root if child.tag.rsplit("}", 1)[-1] == "Body")
+    tag = next(iter(body)).tag
+    namespace, _, local = tag[1:].partition("}")
+    name = local[: -len("Request")] if local.endswith("Request") else local
+    if namespace != API or name not in OPERATIONS:
+        raise SystemExit(f"the Body's first element {tag} calls no operation of the WSDL")
+    return name
+
+
+def not_fault(result, path_in_result, expected, name):
+    return [
+        f'<con:assertion type="Not SOAP Fault Assertion" id="{ident()}" name="Not SOAP Fault"/>',
+        xpath_assertion(name, f"//api:{result}/{path_in_result}", expected),
+    ]
+
+
+def assertions(operation, outcome):
+    result = f"{operation}Result"
     if outcome is None:
-        return [
-            f'<con:assertion type="Not SOAP Fault Assertion" id="{ident()}" name="Not SOAP Fault"/>',
-            xpath_assertion("success is true", "//api:UpdateUserPasswordResult/api:success", "true"),
-        ]
+        return not_fault(result, "api:success", "true", "success is true")
+    if isinstance(outcome, Batch):
+        out = not_fault(result, "api:item[1]/api:userId", outcome.items[0][0], f"item 1 is {outcome.items[0][0]}")
+        out.append(xpath_assertion(f"{len(outcome.items)} items", f"exists(//api:{result}[count(api:item) = {len(outcome.items)}])", "true"))
+        for n, (user, fault) in enumerate(outcome.items, start=1):
+            item = f"//api:{result}/api:item[{n}]"
+            if n > 1:
+                out.append(xpath_assertion(f"item {n} is {user}", f"{item}/api:userId", user))
+            out.append(xpath_assertion(f"item {n} success is {str(fault is None).lower()}", f"{item}/api:success", str(fault is None).lower()))
+            if fault is None:
+                out.append(xpath_assertion(f"item {n} has no fault", f"exists({item}/api:fault)", "false"))
+                continue
+            element, extras = fault
+            out.append(xpath_assertion(f"item {n} fault type is {element}", f"{item}/api:fault/api:type", element))
+            for child, value in extras.items():
+                out.append(xpath_assertion(f"item {n} fault {child} is {value}", f"exists({item}/api:fault/api:{child}[. = '{value}'])", "true"))
+        return out
+    if isinstance(outcome, Status):
+        fields = dict(outcome.fields)
+        first = next(iter(fields))
+        out = not_fault(result, f"api:{first}", fields.pop(first), f"{first} is {outcome.fields[first]}")
+        for field, value in fields.items():
+            out.append(xpath_assertion(f"{field} is {value}", f"//api:{result}/api:{field}", value))
+        out.append(xpath_assertion("passwordChangedAt is a UTC time", f"exists(//api:{result}/api:passwordChangedAt[substring(., string-length(.)) = 'Z'])", "true"))
+        if "lockedUntil" not in outcome.fields:
+            out.append(xpath_assertion("no lockedUntil", f"exists(//api:{result}/api:lockedUntil)", "false"))
+        return out
     element, extras = outcome
     out = [
         f'<con:assertion type="SOAP Fault Assertion" id="{ident()}" name="SOAP Fault"/>',
@@ -91,25 +174,27 @@ def main(output):
         raise SystemExit(f"fixtures and OUTCOMES disagree on: {sorted(missing)}")
     interfaces = []
     for version, binding in BINDINGS.items():
+        operations = "\n".join(f"""    <con:operation id="{ident()}" isOneWay="false" action="{op}" name="{op}" bindingOperationName="{op}" type="Request-Response" inputName="" receivesAttachments="false" sendsAttachments="false" anonymous="optional">
+      <con:settings/>
+    </con:operation>""" for op in OPERATIONS)
         interfaces.append(f"""  <con:interface xsi:type="con:WsdlInterface" id="{ident()}" wsaVersion="NONE" name="{binding}" type="wsdl" bindingName="{{{API}}}{binding}" soapVersion="{version}" anonymous="optional" definition="{WSDL_URL}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
     <con:settings/>
     <con:endpoints>
       <con:endpoint>{ENDPOINT}</con:endpoint>
     </con:endpoints>
-    <con:operation id="{ident()}" isOneWay="false" action="UpdateUserPassword" name="UpdateUserPassword" bindingOperationName="UpdateUserPassword" type="Request-Response" inputName="" receivesAttachments="false" sendsAttachments="false" anonymous="optional">
-      <con:settings/>
-    </con:operation>
+{operations}
   </con:interface>""")
     steps = []
     for path in requests:
         text = path.read_text(encoding="utf-8")
         binding = BINDINGS["1_2" if "http://www.w3.org/2003/05/soap-envelope" in text else "1_1"]
-        checks = "\n          ".join(assertions(OUTCOMES[path.stem]))
+        operation = operation_of(text)
+        checks = "\n          ".join(assertions(operation, OUTCOMES[path.stem]))
         steps.append(f"""      <con:testStep type="request" id="{ident()}" name="{path.stem}">
         <con:settings/>
         <con:config xsi:type="con:RequestStep" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
           <con:interface>{binding}</con:interface>
-          <con:operation>UpdateUserPassword</con:operation>
+          <con:operation>{operation}</con:operation>
           <con:request name="{path.stem}" id="{ident()}">
           <con:settings/>
           <con:encoding>UTF-8</con:encoding>

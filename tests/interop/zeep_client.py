@@ -1,15 +1,37 @@
 #!/usr/bin/env python3
 """Interop check with Python zeep: load the WSDL from the running service's URL alone,
-call UpdateUserPassword over the SOAP 1.1 and 1.2 bindings, and receive every typed fault
-as zeep.exceptions.Fault whose detail names the fault type. After every call, the request
-zeep sent (recorded by zeep.plugins.HistoryPlugin) must be in the binding's SOAP version:
-envelope namespace and Content-Type; so must the answer's Content-Type, and a fault's code
-(Client for 1.1, Sender for 1.2).
+call every operation over the SOAP 1.1 and 1.2 bindings, and receive every typed fault
+as zeep.exceptions.Fault whose detail names the fault type:
+
+* UpdateUserPassword: a change, and its four typed client faults;
+* UpdateUserPassword with temporary=True (contract 11.1), then GetUserPasswordStatus shows
+  it (temporary True, credentialVersion one higher, passwordChangedAt a UTC datetime);
+  the temporary user may read their own status but nobody else's (PermissionDeniedFault,
+  PASSWORD_CHANGE_REQUIRED) and their self-change clears the flag;
+* UpdateUserPasswords, a mixed batch: one result per item, in order, each failed item
+  with its fault's type, code and extras; typed faults of the whole call
+  (WrongParametersFault for a userId twice, AuthenticationFailedFault);
+* GetUserPasswordStatus: the fields and their Python types (bool, int, datetime), a
+  deactivated and an externally managed user, and its UnknownUserFault,
+  PermissionDeniedFault and AuthenticationFailedFault;
+* GET ?singleWsdl (the schema inlined, no xs:import) loads in zeep and serves a call.
+
+After every call, the request zeep sent (recorded by zeep.plugins.HistoryPlugin) must be
+in the binding's SOAP version: envelope namespace and Content-Type; so must the answer's
+Content-Type, and a fault's code (Client for 1.1, Sender for 1.2).
+
+Users (the demo directory, after the SoapUI replay): callers owner, admin and sales.admin
+(never changed, never made temporary); changed: u-learner (as before), u-learner2 (made
+temporary, then changes its own password), u-engineer (in the batch); failed sign-ins only
+for owner (one per binding, as before) and nobody@example.com (no such user).
 
 Usage: zeep_client.py http://127.0.0.1:PORT/soap   (the service must run with --demo data)
 """
+import datetime
 import secrets
 import sys
+import urllib.request
+import xml.etree.ElementTree as ET
 
 import zeep
 from zeep.exceptions import Fault
@@ -19,6 +41,10 @@ API = "{http://ispringlearn.com/go/services/api/soap}"
 ACCOUNT = "http://myaccount.ispringlearn.com"
 OWNER = ("owner@example.com", "Owner-Demo-Pass-7341")
 SALES_ADMIN = ("sales.admin@example.com", "Sales-Demo-Pass-2468")
+ADMIN = ("admin@example.com", "Admin-Demo-Pass-5820")
+NOBODY = ("nobody@example.com", "Nobody-Demo-Pass-0000")
+XSD_NS = "http://www.w3.org/2001/XMLSchema"
+WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 
 # Per binding label: (envelope namespace, Content-Type media type, fault code's local name).
 VERSIONS = {
@@ -67,9 +93,9 @@ def creds(who):
     return {"accountUrl": ACCOUNT, "email": who[0], "password": who[1]}
 
 
-def expect_fault(label, service, name, detail, args, extra=None):
+def expect_fault(label, service, name, detail, args, extra=None, operation="UpdateUserPassword"):
     try:
-        service.UpdateUserPassword(**args)
+        getattr(service, operation)(**args)
     except Fault as f:
         check_version(name, label)
         el = f.detail[0] if f.detail is not None and len(f.detail) else None
@@ -88,6 +114,159 @@ def expect_fault(label, service, name, detail, args, extra=None):
     check(name, False, "no fault raised")
 
 
+def fault_texts(fault, child):
+    """The texts of a batch item fault's child: a list for violation, else a 1-list."""
+    value = getattr(fault, child, None)
+    return list(value) if isinstance(value, list) else [value]
+
+
+def check_status(name, result, user, **want):
+    """A GetUserPasswordStatusResult: every field there with its Python type, and the wanted
+    values. Returns the status, or None when it is not one."""
+    types = {
+        "userId": str, "status": str, "externallyManaged": bool, "passwordChangedAt": datetime.datetime,
+        "temporary": bool, "credentialVersion": int, "resetPending": bool,
+    }
+    try:
+        got = {field: getattr(result, field) for field in [*types, "lockedUntil"]}
+    except AttributeError as e:
+        check(name, False, f"not a status: {result!r} ({e})")
+        return None
+    bad = [f"{f}={got[f]!r} is not {t.__name__}" for f, t in types.items() if type(got[f]) is not t]
+    changed_at = got["passwordChangedAt"]
+    if isinstance(changed_at, datetime.datetime) and changed_at.utcoffset() != datetime.timedelta(0):
+        bad.append(f"passwordChangedAt {changed_at!r} is not UTC")
+    want = {"userId": user, "lockedUntil": None, "resetPending": False, **want}
+    bad += [f"{f}={got[f]!r}, want {v!r}" for f, v in want.items() if got[f] != v]
+    check(name, not bad, "; ".join(bad))
+    return result
+
+
+def temporary_and_status(label, service):
+    """UpdateUserPassword temporary=True, seen by GetUserPasswordStatus; the temporary user
+    may read only their own status, and their self-change clears the flag."""
+    before = service.GetUserPasswordStatus(credentials=creds(ADMIN), userId="u-learner2")
+    check_version(f"{label}: GetUserPasswordStatus", label)
+    check_status(f"{label}: GetUserPasswordStatus fields and types", before, "u-learner2",
+                 status="active", externallyManaged=False)
+    temporary_password = new_password()
+    result = service.UpdateUserPassword(
+        credentials=creds(ADMIN), userId="u-learner2", password=temporary_password, temporary=True
+    )
+    check(f"{label}: temporary change", result is True, repr(result))
+    check_version(f"{label}: temporary change", label)
+    after = service.GetUserPasswordStatus(credentials=creds(ADMIN), userId="u-learner2")
+    version = getattr(before, "credentialVersion", None)
+    check_status(f"{label}: status after the temporary change", after, "u-learner2",
+                 status="active", externallyManaged=False, temporary=True,
+                 credentialVersion=version + 1 if isinstance(version, int) else "an int")
+    if getattr(before, "passwordChangedAt", None) and getattr(after, "passwordChangedAt", None):
+        check(f"{label}: passwordChangedAt moves on", after.passwordChangedAt >= before.passwordChangedAt,
+              f"{before.passwordChangedAt} -> {after.passwordChangedAt}")
+    learner2 = ("learner2@example.com", temporary_password)
+    expect_fault(label, service, f"{label}: temporary caller reading another user's status: PermissionDeniedFault",
+                 "PermissionDeniedFault", {"credentials": creds(learner2), "userId": "u-learner"},
+                 {"reason": "PASSWORD_CHANGE_REQUIRED"}, operation="GetUserPasswordStatus")
+    own = service.GetUserPasswordStatus(credentials=creds(learner2), userId="u-learner2")
+    check_status(f"{label}: temporary caller reads their own status", own, "u-learner2",
+                 status="active", externallyManaged=False, temporary=True)
+    # A self-change is never temporary (temporary is ignored) and clears the flag.
+    result = service.UpdateUserPassword(
+        credentials=creds(learner2), userId="u-learner2", password=new_password(), temporary=True
+    )
+    check(f"{label}: self-change of a temporary password", result is True, repr(result))
+    cleared = service.GetUserPasswordStatus(credentials=creds(ADMIN), userId="u-learner2")
+    check_status(f"{label}: the self-change cleared temporary", cleared, "u-learner2",
+                 status="active", externallyManaged=False, temporary=False,
+                 credentialVersion=version + 2 if isinstance(version, int) else "an int")
+
+
+def status_reads(label, service):
+    check_status(f"{label}: status of a deactivated user", service.GetUserPasswordStatus(
+        credentials=creds(ADMIN), userId="u-former"), "u-former", status="deactivated", externallyManaged=False)
+    check_status(f"{label}: status of an externally managed user", service.GetUserPasswordStatus(
+        credentials=creds(OWNER), userId="u-sso"), "u-sso", status="active", externallyManaged=True)
+    check_version(f"{label}: GetUserPasswordStatus", label)
+    expect_fault(label, service, f"{label}: GetUserPasswordStatus UnknownUserFault", "UnknownUserFault",
+                 {"credentials": creds(ADMIN), "userId": "u-nobody"}, operation="GetUserPasswordStatus")
+    expect_fault(label, service, f"{label}: GetUserPasswordStatus PermissionDeniedFault", "PermissionDeniedFault",
+                 {"credentials": creds(SALES_ADMIN), "userId": "u-engineer"}, {"reason": "NOT_IN_SCOPE"},
+                 operation="GetUserPasswordStatus")
+    expect_fault(label, service, f"{label}: GetUserPasswordStatus AuthenticationFailedFault",
+                 "AuthenticationFailedFault", {"credentials": creds(NOBODY), "userId": "u-learner"},
+                 operation="GetUserPasswordStatus")
+
+
+def batch(label, service):
+    items = [
+        {"userId": "u-engineer", "password": new_password()},
+        {"userId": "u-owner", "password": new_password()},
+        {"userId": "u-nobody", "password": new_password()},
+        {"userId": "u-trainer", "password": "short"},
+    ]
+    password = new_password()  # for the whole-call faults: never applied
+    items[0].update(passwordConfirm=items[0]["password"], temporary=False)
+    result = service.UpdateUserPasswords(credentials=creds(ADMIN), item=items)
+    check_version(f"{label}: UpdateUserPasswords", label)
+    want = [
+        ("u-engineer", True, None),
+        ("u-owner", False, ("PermissionDeniedFault", "PERMISSION_DENIED", {"reason": "OUTRANKS_CALLER"})),
+        ("u-nobody", False, ("UnknownUserFault", "UNKNOWN_USER", {})),
+        ("u-trainer", False, ("WrongParametersFault", "WRONG_PARAMETERS",
+                              {"parameter": "password", "violation": "TOO_SHORT"})),
+    ]
+    got = list(result) if isinstance(result, list) else []
+    check(f"{label}: UpdateUserPasswords answers one item per request item",
+          len(got) == len(want), repr(result))
+    for n, (item, (user, success, fault)) in enumerate(zip(got, want), start=1):
+        problems = []
+        if item.userId != user or item.success is not success:
+            problems.append(f"userId={item.userId!r} success={item.success!r}")
+        if fault is None:
+            if item.fault is not None:
+                problems.append(f"unexpected fault {item.fault!r}")
+        elif item.fault is None:
+            problems.append("no fault")
+        else:
+            kind, code, extras = fault
+            if item.fault.type != kind or item.fault.code != code or not item.fault.message:
+                problems.append(f"type={item.fault.type!r} code={item.fault.code!r} message={item.fault.message!r}")
+            for child, value in extras.items():
+                if value not in fault_texts(item.fault, child):
+                    problems.append(f"{child}={getattr(item.fault, child, None)!r}, want {value!r}")
+        check(f"{label}: batch item {n} ({user}: {fault[0] if fault else 'success'})", not problems,
+              "; ".join(problems))
+    expect_fault(label, service, f"{label}: UpdateUserPasswords WrongParametersFault (a userId twice)",
+                 "WrongParametersFault",
+                 {"credentials": creds(ADMIN), "item": [{"userId": "u-engineer", "password": password},
+                                                        {"userId": "u-engineer", "password": new_password()}]},
+                 {"parameter": "item/userId"}, operation="UpdateUserPasswords")
+    expect_fault(label, service, f"{label}: UpdateUserPasswords AuthenticationFailedFault",
+                 "AuthenticationFailedFault",
+                 {"credentials": creds(NOBODY), "item": [{"userId": "u-engineer", "password": password}]},
+                 operation="UpdateUserPasswords")
+
+
+def single_wsdl(endpoint):
+    """?singleWsdl: the schema inlined (no xs:import), and zeep makes a call through it."""
+    with urllib.request.urlopen(endpoint + "?singleWsdl") as resp:
+        root = ET.fromstring(resp.read())
+    schemas = root.findall(f"{{{WSDL_NS}}}types/{{{XSD_NS}}}schema")
+    imports = root.findall(f".//{{{XSD_NS}}}import") + root.findall(f".//{{{XSD_NS}}}include")
+    declared = {e.get("name") for s in schemas for e in s.findall(f"{{{XSD_NS}}}element")}
+    want = {"UpdateUserPasswordRequest", "UpdateUserPasswordsRequest", "GetUserPasswordStatusRequest"}
+    check("singleWsdl: the schema inlined, no xs:import",
+          len(schemas) == 1 and schemas[0].get("targetNamespace") == API[1:-1] and not imports
+          and want <= declared, f"{len(schemas)} schemas, {len(imports)} imports, elements {sorted(declared)}")
+    client = zeep.Client(endpoint + "?singleWsdl", plugins=[history])
+    for label, port in (("SOAP 1.1", "UserPasswordSoap11"), ("SOAP 1.2", "UserPasswordSoap12")):
+        service = client.bind("UserPasswordService", port)
+        status = service.GetUserPasswordStatus(credentials=creds(OWNER), userId="u-sso")
+        check_version(f"singleWsdl {label}: GetUserPasswordStatus", label)
+        check_status(f"singleWsdl {label}: GetUserPasswordStatus", status, "u-sso",
+                     status="active", externallyManaged=True)
+
+
 def main(endpoint):
     client = zeep.Client(endpoint + "?wsdl", plugins=[history])
     bindings = {
@@ -95,43 +274,56 @@ def main(endpoint):
         "SOAP 1.2": client.bind("UserPasswordService", "UserPasswordSoap12"),
     }
     for label, service in bindings.items():
-        result = service.UpdateUserPassword(
-            credentials=creds(SALES_ADMIN), userId="u-learner", password=new_password()
-        )
-        check(f"{label}: success", result is True or getattr(result, "success", None) is True, repr(result))
-        check_version(f"{label}: success", label)
-        expect_fault(
-            label,
-            service,
-            f"{label}: WrongParametersFault",
-            "WrongParametersFault",
-            {"credentials": creds(OWNER), "userId": "u-learner", "password": "short"},
-            {"parameter": "password", "violation": "TOO_SHORT"},
-        )
-        expect_fault(
-            label,
-            service,
-            f"{label}: AuthenticationFailedFault",
-            "AuthenticationFailedFault",
-            {"credentials": creds((OWNER[0], "wrong-password-123")), "userId": "u-learner", "password": new_password()},
-        )
-        expect_fault(
-            label,
-            service,
-            f"{label}: UnknownUserFault",
-            "UnknownUserFault",
-            {"credentials": creds(OWNER), "userId": "u-nobody", "password": new_password()},
-        )
-        expect_fault(
-            label,
-            service,
-            f"{label}: PermissionDeniedFault",
-            "PermissionDeniedFault",
-            {"credentials": creds(SALES_ADMIN), "userId": "u-engineer", "password": new_password()},
-            {"reason": "NOT_IN_SCOPE"},
-        )
+        update_password(label, service)
+        for part in (temporary_and_status, status_reads, batch):
+            try:
+                part(label, service)
+            except Exception as e:  # noqa: BLE001 - an unexpected fault or error fails the part
+                check(f"{label}: {part.__name__}", False, f"raised {type(e).__name__}: {e}")
+    try:
+        single_wsdl(endpoint)
+    except Exception as e:  # noqa: BLE001
+        check("singleWsdl", False, f"raised {type(e).__name__}: {e}")
     print(f"zeep: {passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def update_password(label, service):
+    result = service.UpdateUserPassword(
+        credentials=creds(SALES_ADMIN), userId="u-learner", password=new_password()
+    )
+    check(f"{label}: success", result is True or getattr(result, "success", None) is True, repr(result))
+    check_version(f"{label}: success", label)
+    expect_fault(
+        label,
+        service,
+        f"{label}: WrongParametersFault",
+        "WrongParametersFault",
+        {"credentials": creds(OWNER), "userId": "u-learner", "password": "short"},
+        {"parameter": "password", "violation": "TOO_SHORT"},
+    )
+    expect_fault(
+        label,
+        service,
+        f"{label}: AuthenticationFailedFault",
+        "AuthenticationFailedFault",
+        {"credentials": creds((OWNER[0], "wrong-password-123")), "userId": "u-learner", "password": new_password()},
+    )
+    expect_fault(
+        label,
+        service,
+        f"{label}: UnknownUserFault",
+        "UnknownUserFault",
+        {"credentials": creds(OWNER), "userId": "u-nobody", "password": new_password()},
+    )
+    expect_fault(
+        label,
+        service,
+        f"{label}: PermissionDeniedFault",
+        "PermissionDeniedFault",
+        {"credentials": creds(SALES_ADMIN), "userId": "u-engineer", "password": new_password()},
+        {"reason": "NOT_IN_SCOPE"},
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 //! `UpdateUserPassword` (contract §3): sign in, then one change.
 
 use crate::domain::{Reply, RequestContext, UpdatePasswordRequest};
-use crate::service::change::Changer;
+use crate::service::change::{Changer, Hashing};
 use crate::service::{Attempt, Service};
 
 pub(super) const NAME: &str = "UpdateUserPassword";
@@ -23,7 +23,7 @@ pub(super) async fn run(
             credentials: &req.credentials,
         };
         service
-            .change_password(&by, signed.slot, &req.change, false, ctx)
+            .change_password(&by, Hashing::Held(signed.slot), &req.change, false, ctx)
             .await
     }
     .await;

@@ -4,9 +4,11 @@
 //! Items run one after another: a batch costs one sign-in verify plus, per item, the
 //! same-as-current verify and the hash, on one core at a time, so that a big batch
 //! shares the cores with other callers like any other request (admission gives each
-//! item's slot to whoever holds the fewest). Concurrent batches fill the cores.
+//! item's slot to whoever holds the fewest, and an item takes it only for its argon2
+//! work, after its lookup, permission and text checks). Concurrent batches fill the
+//! cores.
 
-use super::super::change::Changer;
+use super::super::change::{Changer, Hashing};
 use super::super::{Attempt, Service};
 use crate::domain::{ItemResult, Reply, RequestContext, ServiceError, UpdatePasswordsRequest};
 
@@ -29,19 +31,10 @@ pub(super) async fn run(
         let mut slot = Some(signed.slot);
         let mut results = Vec::with_capacity(req.items.len());
         for item in &req.items {
-            // The sign-in's slot serves the first item; each next one queues anew.
-            let taken = match slot.take() {
-                Some(slot) => Ok(slot),
-                None => service.hasher.admit(&ctx.client_key).await,
-            };
-            let result = match taken {
-                Ok(slot) => service.change_password(&by, slot, item, true, ctx).await,
-                Err(error) => {
-                    let row = by.audit(ctx, error.outcome(), (None, Some(item.user_id.as_str())));
-                    service.audit_failure(&error, row, ctx).await;
-                    Err(error)
-                }
-            };
+            // The sign-in's slot serves the first item; each next one takes its own once
+            // its checks without argon2 have passed.
+            let hashing = slot.take().map_or(Hashing::Admit, Hashing::Held);
+            let result = service.change_password(&by, hashing, item, true, ctx).await;
             if let Err(ServiceError::Internal(source)) = &result {
                 log::error!("request_id={} internal error: {source}", ctx.request_id);
             }

@@ -1,7 +1,15 @@
 #!/usr/bin/env node
-// Interop check with node-soap: load the WSDL from the running service's URL, call
-// UpdateUserPassword over the SOAP 1.1 and 1.2 ports, and receive each typed fault with
-// its detail element. After every call, the request node-soap sent (client.lastRequest,
+// Interop check with node-soap: load the WSDL from the running service's URL, call every
+// operation over the SOAP 1.1 and 1.2 ports, and receive each typed fault with its detail
+// element: UpdateUserPassword (a change, its four typed faults; temporary=true, seen by
+// GetUserPasswordStatus, the temporary user limited to their own status until their
+// self-change clears it), UpdateUserPasswords (a mixed batch: one result per item, in order,
+// each failed item's fault type, code and extras; WrongParametersFault for a userId twice,
+// AuthenticationFailedFault) and GetUserPasswordStatus (fields and their JS types: booleans,
+// a number, a Date; a deactivated and an externally managed user; UnknownUserFault,
+// PermissionDeniedFault, AuthenticationFailedFault). Users: callers owner, admin and
+// sales.admin (never changed); changed u-learner, u-learner2 (made temporary, then its own
+// change), u-engineer; failed sign-ins for owner and nobody@example.com. After every call, the request node-soap sent (client.lastRequest,
 // client.lastRequestHeaders) must be in the port's SOAP version, envelope namespace and
 // Content-Type, and so must the answer's Content-Type; a fault's code must be Client (1.1
 // faultcode) or Sender (1.2 Code/Value). Usage: node client.js http://127.0.0.1:PORT/soap
@@ -13,6 +21,8 @@ const soap = require('soap');
 const ACCOUNT = 'http://myaccount.ispringlearn.com';
 const OWNER = ['owner@example.com', 'Owner-Demo-Pass-7341'];
 const SALES_ADMIN = ['sales.admin@example.com', 'Sales-Demo-Pass-2468'];
+const ADMIN = ['admin@example.com', 'Admin-Demo-Pass-5820'];
+const NOBODY = ['nobody@example.com', 'Nobody-Demo-Pass-0000'];
 // Per label: the port, the envelope namespace, the Content-Type media type, the fault code.
 const VERSIONS = {
   'SOAP 1.1': ['UserPasswordSoap11', 'http://schemas.xmlsoap.org/soap/envelope/', 'text/xml', 'Client'],
@@ -95,6 +105,138 @@ async function expectFault(client, version, call, label, args, wantDetail, extra
   }
 }
 
+// A GetUserPasswordStatusResult: every field with its JS type, and the wanted values.
+function checkStatus(name, result, userId, want) {
+  const types = {
+    userId: 'string', status: 'string', externallyManaged: 'boolean', temporary: 'boolean',
+    credentialVersion: 'number', resetPending: 'boolean',
+  };
+  const bad = [];
+  if (!result || typeof result !== 'object') {
+    check(name, false, `not a status: ${JSON.stringify(result)}`);
+    return;
+  }
+  for (const [field, type] of Object.entries(types)) {
+    if (typeof result[field] !== type) bad.push(`${field}=${JSON.stringify(result[field])} is not a ${type}`);
+  }
+  if (!Number.isInteger(result.credentialVersion)) bad.push(`credentialVersion ${result.credentialVersion} is not an integer`);
+  if (!(result.passwordChangedAt instanceof Date) || Number.isNaN(result.passwordChangedAt.getTime())) {
+    bad.push(`passwordChangedAt=${JSON.stringify(result.passwordChangedAt)} is not a Date`);
+  }
+  const wanted = { userId, resetPending: false, lockedUntil: undefined, ...want };
+  for (const [field, value] of Object.entries(wanted)) {
+    if (result[field] !== value) bad.push(`${field}=${JSON.stringify(result[field])}, want ${JSON.stringify(value)}`);
+  }
+  check(name, bad.length === 0, bad.join('; '));
+}
+
+// UpdateUserPassword temporary=true, seen by GetUserPasswordStatus; the temporary user may
+// read only their own status, and their self-change clears the flag.
+async function temporaryAndStatus(client, label, calls) {
+  resetExchange(client);
+  const before = await calls.GetUserPasswordStatus({ credentials: creds(ADMIN), userId: 'u-learner2' });
+  checkVersion(client, `${label}: GetUserPasswordStatus`, label);
+  checkStatus(`${label}: GetUserPasswordStatus fields and types`, before, 'u-learner2',
+    { status: 'active', externallyManaged: false });
+  const version = before && before.credentialVersion;
+  const temporaryPassword = newPassword();
+  resetExchange(client);
+  const result = await calls.UpdateUserPassword({
+    credentials: creds(ADMIN), userId: 'u-learner2', password: temporaryPassword, temporary: true,
+  });
+  check(`${label}: temporary change`, result && (result.success === true || result.success === 'true'), JSON.stringify(result));
+  checkVersion(client, `${label}: temporary change`, label);
+  check(`${label}: temporary change sends <temporary>true</temporary>`,
+    /<(?:[\w.-]+:)?temporary>true<\/(?:[\w.-]+:)?temporary>/.test(client.lastRequest || ''), client.lastRequest);
+  const after = await calls.GetUserPasswordStatus({ credentials: creds(ADMIN), userId: 'u-learner2' });
+  checkStatus(`${label}: status after the temporary change`, after, 'u-learner2',
+    { status: 'active', externallyManaged: false, temporary: true, credentialVersion: version + 1 });
+  const learner2 = ['learner2@example.com', temporaryPassword];
+  await expectFault(client, label, calls.GetUserPasswordStatus,
+    `${label}: temporary caller reading another user's status: PermissionDeniedFault`,
+    { credentials: creds(learner2), userId: 'u-learner' }, 'PermissionDeniedFault', { reason: 'PASSWORD_CHANGE_REQUIRED' });
+  const own = await calls.GetUserPasswordStatus({ credentials: creds(learner2), userId: 'u-learner2' });
+  checkStatus(`${label}: temporary caller reads their own status`, own, 'u-learner2',
+    { status: 'active', externallyManaged: false, temporary: true });
+  // A self-change is never temporary (temporary is ignored) and clears the flag.
+  const self = await calls.UpdateUserPassword({
+    credentials: creds(learner2), userId: 'u-learner2', password: newPassword(), temporary: true,
+  });
+  check(`${label}: self-change of a temporary password`, self && (self.success === true || self.success === 'true'), JSON.stringify(self));
+  const cleared = await calls.GetUserPasswordStatus({ credentials: creds(ADMIN), userId: 'u-learner2' });
+  checkStatus(`${label}: the self-change cleared temporary`, cleared, 'u-learner2',
+    { status: 'active', externallyManaged: false, temporary: false, credentialVersion: version + 2 });
+}
+
+async function statusReads(client, label, calls) {
+  checkStatus(`${label}: status of a deactivated user`,
+    await calls.GetUserPasswordStatus({ credentials: creds(ADMIN), userId: 'u-former' }), 'u-former',
+    { status: 'deactivated', externallyManaged: false });
+  resetExchange(client);
+  checkStatus(`${label}: status of an externally managed user`,
+    await calls.GetUserPasswordStatus({ credentials: creds(OWNER), userId: 'u-sso' }), 'u-sso',
+    { status: 'active', externallyManaged: true });
+  checkVersion(client, `${label}: GetUserPasswordStatus`, label);
+  await expectFault(client, label, calls.GetUserPasswordStatus, `${label}: GetUserPasswordStatus UnknownUserFault`,
+    { credentials: creds(ADMIN), userId: 'u-nobody' }, 'UnknownUserFault');
+  await expectFault(client, label, calls.GetUserPasswordStatus, `${label}: GetUserPasswordStatus PermissionDeniedFault`,
+    { credentials: creds(SALES_ADMIN), userId: 'u-engineer' }, 'PermissionDeniedFault', { reason: 'NOT_IN_SCOPE' });
+  await expectFault(client, label, calls.GetUserPasswordStatus, `${label}: GetUserPasswordStatus AuthenticationFailedFault`,
+    { credentials: creds(NOBODY), userId: 'u-learner' }, 'AuthenticationFailedFault');
+}
+
+async function batch(client, label, calls) {
+  const first = newPassword();
+  const items = [
+    { userId: 'u-engineer', password: first, passwordConfirm: first, temporary: false },
+    { userId: 'u-owner', password: newPassword() },
+    { userId: 'u-nobody', password: newPassword() },
+    { userId: 'u-trainer', password: 'short' },
+  ];
+  const want = [
+    ['u-engineer', null],
+    ['u-owner', ['PermissionDeniedFault', 'PERMISSION_DENIED', { reason: 'OUTRANKS_CALLER' }]],
+    ['u-nobody', ['UnknownUserFault', 'UNKNOWN_USER', {}]],
+    ['u-trainer', ['WrongParametersFault', 'WRONG_PARAMETERS', { parameter: 'password', violation: 'TOO_SHORT' }]],
+  ];
+  resetExchange(client);
+  const result = await calls.UpdateUserPasswords({ credentials: creds(ADMIN), item: items });
+  checkVersion(client, `${label}: UpdateUserPasswords`, label);
+  let got = result && result.item;
+  if (got && !Array.isArray(got)) got = [got];
+  check(`${label}: UpdateUserPasswords answers one item per request item`,
+    Array.isArray(got) && got.length === want.length, JSON.stringify(result));
+  (got || []).slice(0, want.length).forEach((item, i) => {
+    const [userId, fault] = want[i];
+    const problems = [];
+    const success = item.success === true || item.success === 'true';
+    if (item.userId !== userId || success !== (fault === null)) {
+      problems.push(`userId=${item.userId} success=${JSON.stringify(item.success)}`);
+    }
+    if (fault === null) {
+      if (item.fault !== undefined) problems.push(`unexpected fault ${JSON.stringify(item.fault)}`);
+    } else if (!item.fault) {
+      problems.push('no fault');
+    } else {
+      const [type, code, extras] = fault;
+      if (item.fault.type !== type || item.fault.code !== code || !item.fault.message) {
+        problems.push(`fault ${JSON.stringify(item.fault)}`);
+      }
+      for (const [k, v] of Object.entries(extras)) {
+        const value = item.fault[k];
+        if (!(Array.isArray(value) ? value.includes(v) : value === v)) problems.push(`${k}=${JSON.stringify(value)}, want ${v}`);
+      }
+    }
+    check(`${label}: batch item ${i + 1} (${userId}: ${fault ? fault[0] : 'success'})`, problems.length === 0, problems.join('; '));
+  });
+  const unused = newPassword();
+  await expectFault(client, label, calls.UpdateUserPasswords, `${label}: UpdateUserPasswords WrongParametersFault (a userId twice)`,
+    { credentials: creds(ADMIN), item: [{ userId: 'u-engineer', password: unused }, { userId: 'u-engineer', password: newPassword() }] },
+    'WrongParametersFault', { parameter: 'item/userId' });
+  await expectFault(client, label, calls.UpdateUserPasswords, `${label}: UpdateUserPasswords AuthenticationFailedFault`,
+    { credentials: creds(NOBODY), item: [{ userId: 'u-engineer', password: unused }] }, 'AuthenticationFailedFault');
+}
+
 async function main(endpoint) {
   // disableCache: node-soap caches the parsed WSDL by URL and a client sets
   // forceSoap12Headers on that shared WSDL, so with the cache the 1.2 client would turn the
@@ -105,10 +247,14 @@ async function main(endpoint) {
   };
   for (const [label, client] of Object.entries(ports)) {
     const port = VERSIONS[label][0];
-    const op = client.UserPasswordService[port].UpdateUserPassword;
-    const call = (args) => new Promise((resolve, reject) => {
-      op(args, (err, result) => (err ? reject(err) : resolve(result)));
-    });
+    const calls = {};
+    for (const name of ['UpdateUserPassword', 'UpdateUserPasswords', 'GetUserPasswordStatus']) {
+      const op = client.UserPasswordService[port][name];
+      calls[name] = (args) => new Promise((resolve, reject) => {
+        op(args, (err, result) => (err ? reject(err) : resolve(result)));
+      });
+    }
+    const call = calls.UpdateUserPassword;
     resetExchange(client);
     const result = await call({ credentials: creds(SALES_ADMIN), userId: 'u-learner', password: newPassword() });
     check(`${label}: success`, result && (result.success === true || result.success === 'true'), JSON.stringify(result));
@@ -124,6 +270,13 @@ async function main(endpoint) {
     await expectFault(client, label, call, `${label}: PermissionDeniedFault`,
       { credentials: creds(SALES_ADMIN), userId: 'u-engineer', password: newPassword() },
       'PermissionDeniedFault', { reason: 'NOT_IN_SCOPE' });
+    for (const part of [temporaryAndStatus, statusReads, batch]) {
+      try {
+        await part(client, label, calls);
+      } catch (err) {
+        check(`${label}: ${part.name}`, false, `raised ${err && err.message}`);
+      }
+    }
   }
   console.log(`node-soap: ${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
