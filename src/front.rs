@@ -27,9 +27,13 @@ pub enum TransportError {
     BodyTimeout,
     #[error("Content-Length and Transfer-Encoding together are not accepted")]
     AmbiguousLength,
-    /// The body's stream broke (a malformed chunk, a dropped connection).
+    /// The body's stream broke (a malformed chunk, a dropped connection), or its
+    /// `Content-Encoding` does not decode.
     #[error("The request body could not be read")]
     Broken,
+    /// A `Content-Encoding` other than gzip, deflate or identity.
+    #[error("The request body's Content-Encoding is not supported (send gzip, deflate or none)")]
+    UnsupportedEncoding,
 }
 
 impl TransportError {
@@ -40,6 +44,7 @@ impl TransportError {
             TransportError::BodyTimeout => "BODY_TIMEOUT",
             TransportError::AmbiguousLength => "AMBIGUOUS_LENGTH",
             TransportError::Broken => "NOT_XML",
+            TransportError::UnsupportedEncoding => "UNSUPPORTED_ENCODING",
         }
     }
 
@@ -50,6 +55,7 @@ impl TransportError {
             TransportError::TooLarge => Some(413),
             TransportError::BodyTimeout => Some(408),
             TransportError::AmbiguousLength => Some(400),
+            TransportError::UnsupportedEncoding => Some(415),
             TransportError::Broken => None,
         }
     }
@@ -57,7 +63,10 @@ impl TransportError {
     /// Whether the connection must close after the answer: the rest of the body is
     /// unread, or where it ends is unknown.
     pub fn closes(self) -> bool {
-        !matches!(self, TransportError::Broken)
+        !matches!(
+            self,
+            TransportError::Broken | TransportError::UnsupportedEncoding
+        )
     }
 }
 

@@ -239,12 +239,90 @@ async fn bounded_body(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<web::BytesMut, TransportError> {
-    tokio::time::timeout(
+    let encoding = content_encoding(req.headers())?;
+    let body = tokio::time::timeout(
         state.body_timeout,
         read_body(req, payload, state.body_limit),
     )
     .await
-    .unwrap_or(Err(TransportError::BodyTimeout))
+    .unwrap_or(Err(TransportError::BodyTimeout))?;
+    match encoding {
+        None => Ok(body),
+        Some(encoding) => decompress(encoding, body, state.body_limit).await,
+    }
+}
+
+/// The compressions a request body may come in.
+#[derive(Debug, Clone, Copy)]
+enum Compression {
+    Gzip,
+    /// RFC 9110's `deflate` is zlib; some clients send raw deflate: both are read.
+    Deflate,
+}
+
+/// The body's `Content-Encoding`: none (or `identity`), gzip or deflate.
+fn content_encoding(headers: &HeaderMap) -> Result<Option<Compression>, TransportError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| TransportError::UnsupportedEncoding)?
+        .trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("identity") {
+        Ok(None)
+    } else if value.eq_ignore_ascii_case("gzip") || value.eq_ignore_ascii_case("x-gzip") {
+        Ok(Some(Compression::Gzip))
+    } else if value.eq_ignore_ascii_case("deflate") {
+        Ok(Some(Compression::Deflate))
+    } else {
+        Err(TransportError::UnsupportedEncoding)
+    }
+}
+
+/// Decompresses a body on a blocking thread, reading at most `limit` + 1 bytes of it:
+/// a compression bomb costs at most the limit, and is refused as too large.
+async fn decompress(
+    compression: Compression,
+    mut body: web::BytesMut,
+    limit: usize,
+) -> Result<web::BytesMut, TransportError> {
+    use std::io::Read;
+    let decoded = tokio::task::spawn_blocking(move || {
+        let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+        let mut out = Vec::new();
+        let read = match compression {
+            Compression::Gzip => flate2::read::MultiGzDecoder::new(&body[..])
+                .take(bound)
+                .read_to_end(&mut out),
+            Compression::Deflate => {
+                match flate2::read::ZlibDecoder::new(&body[..])
+                    .take(bound)
+                    .read_to_end(&mut out)
+                {
+                    Ok(n) => Ok(n),
+                    Err(_) => {
+                        zeroize::Zeroize::zeroize(&mut out);
+                        out.clear();
+                        flate2::read::DeflateDecoder::new(&body[..])
+                            .take(bound)
+                            .read_to_end(&mut out)
+                    }
+                }
+            }
+        };
+        // The compressed body held the passwords too.
+        zeroize::Zeroize::zeroize(&mut body[..]);
+        let result = match read {
+            Ok(_) if out.len() > limit => Err(TransportError::TooLarge),
+            Ok(_) => Ok(web::BytesMut::from(&out[..])),
+            Err(_) => Err(TransportError::Broken),
+        };
+        zeroize::Zeroize::zeroize(&mut out);
+        result
+    })
+    .await;
+    decoded.unwrap_or(Err(TransportError::Broken))
 }
 
 /// What the front doors need of the request's headers.

@@ -86,6 +86,11 @@ pub async fn refuse_transport(
     service.refuse_unread(error.code(), ctx).await;
     let mut answer = problem_answer(&Problem::from_transport_error(error));
     answer.close = error.closes();
+    if error == TransportError::UnsupportedEncoding {
+        answer
+            .headers
+            .push(("Accept-Encoding", "gzip, deflate".to_string()));
+    }
     answer.log = CallLog::refused(error.code());
     answer
 }

@@ -117,6 +117,13 @@ impl Problem {
                 "BODY_TIMEOUT",
                 error.to_string(),
             ),
+            TransportError::UnsupportedEncoding => Problem::new(
+                "unsupported-encoding",
+                "Unsupported media type",
+                415,
+                "UNSUPPORTED_ENCODING",
+                error.to_string(),
+            ),
             TransportError::AmbiguousLength | TransportError::Broken => Problem::new(
                 "bad-request",
                 "Bad request",

@@ -106,6 +106,11 @@ pub async fn refuse_transport(
     let version = SoapVersion::from_content_type(incoming.content_type);
     let mut answer = fault_answer(version, &Fault::from_transport_error(error));
     answer.close = error.closes();
+    if error == TransportError::UnsupportedEncoding {
+        answer
+            .headers
+            .push(("Accept-Encoding", "gzip, deflate".to_string()));
+    }
     answer.log = CallLog::refused(error.code());
     answer
 }
