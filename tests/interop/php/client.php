@@ -255,6 +255,24 @@ function run_port(string $label, string $endpoint): void
         check("$label: GetUserPasswordStatus fields (active, not external, not temporary, version +2, "
             . "passwordChangedAt UTC)", $ok, 'before=' . j($before) . ' after=' . j($after));
     }
+    // PHP's documented compression option: every request body is gzip (Content-Encoding).
+    try {
+        $gz = new SoapClient($wsdl, [
+            'soap_version' => $version,
+            'location' => $location ?: $endpoint,
+            'trace' => true,
+            'exceptions' => true,
+            'cache_wsdl' => WSDL_CACHE_NONE,
+            'connection_timeout' => 10,
+            'compression' => SOAP_COMPRESSION_ACCEPT | SOAP_COMPRESSION_GZIP | 9,
+        ]);
+        $zipped = status($gz, $label, "$label: GetUserPasswordStatus with compression (gzip request body)", $sales, 'u-learner');
+        check("$label: the gzip request was sent gzip and read", is_object($zipped)
+            && stripos((string)$gz->__getLastRequestHeaders(), 'Content-Encoding: gzip') !== false,
+            (string)$gz->__getLastRequestHeaders());
+    } catch (SoapFault $f) {
+        check("$label: SoapClient with compression", false, $f->getMessage());
+    }
     $sso = status($client, $label, "$label: GetUserPasswordStatus u-sso", $owner, 'u-sso');
     check("$label: GetUserPasswordStatus u-sso is externally managed",
         is_object($sso) && ($sso->externallyManaged ?? null) === true && ($sso->status ?? null) === 'active',
