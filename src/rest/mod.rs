@@ -116,7 +116,10 @@ pub fn decode(
     path = "/api/users/{userId}/password",
     operation_id = "UpdateUserPassword",
     tag = "passwords",
-    params(("userId" = String, Path, description = "The user whose password is set")),
+    params(
+        ("userId" = String, Path, description = "The user whose password is set"),
+        ("X-Account-Url" = Option<String>, Header, description = "The caller's account; else the request's host"),
+    ),
     request_body(content = PasswordChangeBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The password was set", body = Success),
@@ -128,7 +131,6 @@ pub fn decode(
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Server busy", body = Problem, content_type = "application/problem+json"),
     ),
-    params(("X-Account-Url" = Option<String>, Header, description = "The caller's account; else the request's host")),
     security((), ("basic" = []))
 )]
 fn change_password(
