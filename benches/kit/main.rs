@@ -14,7 +14,9 @@
 //! - `KIT_QUICK=1`: a smoke run (short runs, a 10,000-department / 100,000-user directory);
 //! - `KIT_ONLY=argon2,heavy,batch,light,overload,fairness,attacks,directory` (or those names as
 //!   arguments): run only these sections (argon2 always runs: the others are judged by it);
-//! - `KIT_SECS=N`: seconds of each heavy and light measurement (default 10, quick 2);
+//! - `KIT_SECS=N`: seconds of each heavy and light measurement (default 10, quick 2; the
+//!   batch row runs three times as long);
+//! - `KIT_BATCH_C=N`: concurrent batches of the batch row (default 8);
 //! - `KIT_SERVICE_BIN=PATH`: measure another build of the service (an older commit's,
 //!   for a before/after comparison in one sitting);
 //! - `KIT_QUIET=N`: before each measurement, wait up to N seconds (default 20, quick 0)
