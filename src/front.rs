@@ -84,6 +84,20 @@ pub struct Answer {
     pub log: CallLog,
 }
 
+impl Answer {
+    /// This answer (a front door's wording of `error`) as the transport's refusal: the
+    /// connection closed when the body is unread, the encodings that are read named.
+    pub fn refusing(mut self, error: TransportError) -> Answer {
+        self.close = error.closes();
+        if error == TransportError::UnsupportedEncoding {
+            self.headers
+                .push(("Accept-Encoding", "gzip, deflate".to_string()));
+        }
+        self.log = CallLog::refused(error.code());
+        self
+    }
+}
+
 /// The fields of the one log line per call. Identifiers only: never a password, a hash
 /// or the body.
 #[derive(Debug, Default)]

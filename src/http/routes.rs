@@ -146,8 +146,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/api/users/{userId}/password")
-            .route(web::patch().to(api_change_password))
-            .route(web::get().to(api_password_status)),
+            .route(web::patch().to(api_user_password))
+            .route(web::get().to(api_user_password)),
     )
     .service(web::resource("/api/passwords").route(web::post().to(api_passwords)))
     .service(web::resource("/api/openapi.json").route(web::get().to(openapi)))
@@ -336,33 +336,45 @@ fn incoming<'r>(req: &'r HttpRequest, state: &AppState) -> Incoming<'r> {
     }
 }
 
-/// A REST route: the body (if any), bounded, handed to the JSON front door.
-async fn api_call(
+/// Which front door a request goes to, and for the JSON one which route.
+#[derive(Clone, Copy)]
+enum Door<'a> {
+    Soap,
+    Rest(rest::Route<'a>),
+}
+
+/// A front door's request: the body (if any), bounded, handed to it, and its answer
+/// sent and logged.
+async fn call(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    route: rest::Route<'_>,
+    door: Door<'_>,
 ) -> HttpResponse {
     let started = Instant::now();
+    let front = match door {
+        Door::Soap => FrontDoor::Soap,
+        Door::Rest(_) => FrontDoor::Rest,
+    };
     let ctx = context(
         req.peer_addr().map(|a| a.ip()),
         req.headers(),
         &state,
-        FrontDoor::Rest,
+        front,
     );
     let incoming = incoming(&req, &state);
-    let answer = match bounded_body(&req, payload, &state).await {
-        Err(error) => rest::refuse_transport(&state.service, error, &ctx).await,
-        Ok(mut body) => {
-            let answer = rest::handle(
-                &state.service,
-                route,
-                &body,
-                &incoming,
-                state.limits.batch_max,
-                &ctx,
-            )
-            .await;
+    let service = &state.service;
+    let answer = match (bounded_body(&req, payload, &state).await, door) {
+        (Err(error), Door::Soap) => soap::refuse_transport(service, error, &incoming, &ctx).await,
+        (Err(error), Door::Rest(_)) => rest::refuse_transport(service, error, &ctx).await,
+        (Ok(mut body), door) => {
+            let answer = match door {
+                Door::Soap => soap::handle(service, &body, &incoming, &state.limits, &ctx).await,
+                Door::Rest(route) => {
+                    let batch_max = state.limits.batch_max;
+                    rest::handle(service, route, &body, &incoming, batch_max, &ctx).await
+                }
+            };
             // The body held passwords: wipe it rather than leave it to the allocator.
             zeroize::Zeroize::zeroize(&mut body[..]);
             answer
@@ -371,8 +383,8 @@ async fn api_call(
     send(answer, &ctx, started.elapsed())
 }
 
-/// `PATCH /api/users/{userId}/password`.
-async fn api_change_password(
+/// `PATCH` (set) and `GET` (read the status of) `/api/users/{userId}/password`.
+async fn api_user_password(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -382,23 +394,12 @@ async fn api_change_password(
         .get("userId")
         .unwrap_or_default()
         .to_string();
-    let route = rest::Route::ChangePassword { user_id: &user_id };
-    api_call(req, payload, state, route).await
-}
-
-/// `GET /api/users/{userId}/password`.
-async fn api_password_status(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    let user_id = req
-        .match_info()
-        .get("userId")
-        .unwrap_or_default()
-        .to_string();
-    let route = rest::Route::ReadStatus { user_id: &user_id };
-    api_call(req, payload, state, route).await
+    let route = if req.method() == actix_web::http::Method::GET {
+        rest::Route::ReadStatus { user_id: &user_id }
+    } else {
+        rest::Route::ChangePassword { user_id: &user_id }
+    };
+    call(req, payload, state, Door::Rest(route)).await
 }
 
 /// `POST /api/passwords`.
@@ -407,7 +408,13 @@ async fn api_passwords(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    api_call(req, payload, state, rest::Route::UpdatePasswords).await
+    call(
+        req,
+        payload,
+        state,
+        Door::Rest(rest::Route::UpdatePasswords),
+    )
+    .await
 }
 
 /// `GET /api/openapi.json`.
@@ -423,24 +430,7 @@ async fn soap_endpoint(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let started = Instant::now();
-    let ctx = context(
-        req.peer_addr().map(|a| a.ip()),
-        req.headers(),
-        &state,
-        FrontDoor::Soap,
-    );
-    let incoming = incoming(&req, &state);
-    let answer = match bounded_body(&req, payload, &state).await {
-        Err(error) => soap::refuse_transport(&state.service, error, &incoming, &ctx).await,
-        Ok(mut body) => {
-            let answer = soap::handle(&state.service, &body, &incoming, &state.limits, &ctx).await;
-            // The body held passwords: wipe it rather than leave it to the allocator.
-            zeroize::Zeroize::zeroize(&mut body[..]);
-            answer
-        }
-    };
-    send(answer, &ctx, started.elapsed())
+    call(req, payload, state, Door::Soap).await
 }
 
 /// `GET /soap?wsdl`, `GET /soap?singleWsdl` and `GET /soap?xsd=NAME`.

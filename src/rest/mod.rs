@@ -84,15 +84,7 @@ pub async fn refuse_transport(
     ctx: &RequestContext,
 ) -> Answer {
     service.refuse_unread(error.code(), ctx).await;
-    let mut answer = problem_answer(&Problem::from_transport_error(error));
-    answer.close = error.closes();
-    if error == TransportError::UnsupportedEncoding {
-        answer
-            .headers
-            .push(("Accept-Encoding", "gzip, deflate".to_string()));
-    }
-    answer.log = CallLog::refused(error.code());
-    answer
+    problem_answer(&Problem::from_transport_error(error)).refusing(error)
 }
 
 /// The first half of the pipeline: the request as a domain call.
@@ -149,22 +141,14 @@ fn change_password(
             .map(ExposeSecret::expose_secret),
         body.temporary,
     )?;
-    let credentials = match authorization {
-        Some((account_url, login, password)) => Credentials {
-            account_url,
-            login,
-            password,
+    let credentials = match (authorization, body.current_password) {
+        (Some(credentials), _) => credentials,
+        (None, Some(current)) => Credentials {
+            account_url: account(incoming)?,
+            login: Login::UserId(change.user_id.clone()),
+            password: Password::parse("currentPassword", current.expose_secret())?,
         },
-        None => {
-            let Some(current) = body.current_password else {
-                return Err(ServiceError::AuthenticationFailed(AuthFailure::Credentials));
-            };
-            Credentials {
-                account_url: account(incoming)?,
-                login: Login::UserId(change.user_id.clone()),
-                password: Password::parse("currentPassword", current.expose_secret())?,
-            }
-        }
+        (None, None) => signed(None)?,
     };
     Ok(Call::UpdatePassword(UpdatePasswordRequest {
         credentials,
@@ -195,15 +179,8 @@ fn change_password(
 fn read_status(user_id: &str, incoming: &Incoming<'_>) -> Result<Call, ServiceError> {
     let authorization = basic_credentials(incoming)?;
     let user_id = UserId::parse("userId", user_id)?;
-    let Some((account_url, login, password)) = authorization else {
-        return Err(ServiceError::AuthenticationFailed(AuthFailure::Credentials));
-    };
     Ok(Call::PasswordStatus(PasswordStatusRequest {
-        credentials: Credentials {
-            account_url,
-            login,
-            password,
-        },
+        credentials: signed(authorization)?,
         user_id,
     }))
 }
@@ -251,15 +228,7 @@ fn update_passwords(
             .map_err(|e| numbered(index, e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let Some((account_url, login, password)) = authorization else {
-        return Err(ServiceError::AuthenticationFailed(AuthFailure::Credentials));
-    };
-    let credentials = Credentials {
-        account_url,
-        login,
-        password,
-    };
-    let request = UpdatePasswordsRequest::new(credentials, items, "items/userId")
+    let request = UpdatePasswordsRequest::new(signed(authorization)?, items, "items/userId")
         .map_err(|(index, e)| numbered(index, e))?;
     Ok(Call::UpdatePasswords(request))
 }
@@ -353,9 +322,7 @@ fn account(incoming: &Incoming<'_>) -> Result<AccountUrl, ParameterError> {
 }
 
 /// HTTP Basic credentials (`e-mail:password`, UTF-8) with their account, if sent.
-fn basic_credentials(
-    incoming: &Incoming<'_>,
-) -> Result<Option<(AccountUrl, Login, Password)>, ParameterError> {
+fn basic_credentials(incoming: &Incoming<'_>) -> Result<Option<Credentials>, ParameterError> {
     const PARAMETER: &str = "Authorization";
     let Some(header) = incoming.authorization else {
         return Ok(None);
@@ -381,7 +348,17 @@ fn basic_credentials(
         .ok_or_else(malformed)?;
     let email = Email::parse(PARAMETER, email)?;
     let password = Password::parse(PARAMETER, password)?;
-    Ok(Some((account(incoming)?, Login::Email(email), password)))
+    Ok(Some(Credentials {
+        account_url: account(incoming)?,
+        login: Login::Email(email),
+        password,
+    }))
+}
+
+/// The caller's credentials, or — none sent — the failed sign-in that is (a 401 with the
+/// Basic challenge), decided once every parameter has been checked.
+fn signed(credentials: Option<Credentials>) -> Result<Credentials, ServiceError> {
+    credentials.ok_or(ServiceError::AuthenticationFailed(AuthFailure::Credentials))
 }
 
 /// The answer to an attempt: its JSON, or its problem.

@@ -155,8 +155,9 @@ impl Service {
     ) -> Result<Vec<Violation>, ServiceError> {
         // zxcvbn costs ~0.5 ms on an ordinary password and at most ~4 ms on a crafted
         // one (its input is bounded, `domain::policy::MAX_SCORED_CHARS`): it runs on a
-        // blocking thread inside this request's slot, never on the executor where it
-        // would stall every other connection of the worker. Not at the compute gate:
+        // blocking thread (inside the call's slot for a single change, before a batch
+        // item takes its own), never on the executor where it would stall every other
+        // connection of the worker. Not at the compute gate:
         // a gate pass per request for a sub-millisecond check left cores idle in the
         // hand-offs (the kit's heavy rows at c=8: 82–86 % of the limit instead of
         // 88–96 %), and bounded, it cannot take the cores from argon2.

@@ -104,15 +104,7 @@ pub async fn refuse_transport(
 ) -> Answer {
     service.refuse_unread(error.code(), ctx).await;
     let version = SoapVersion::from_content_type(incoming.content_type);
-    let mut answer = fault_answer(version, &Fault::from_transport_error(error));
-    answer.close = error.closes();
-    if error == TransportError::UnsupportedEncoding {
-        answer
-            .headers
-            .push(("Accept-Encoding", "gzip, deflate".to_string()));
-    }
-    answer.log = CallLog::refused(error.code());
-    answer
+    fault_answer(version, &Fault::from_transport_error(error)).refusing(error)
 }
 
 /// The answer to an attempt: its result element, or its fault.
