@@ -359,3 +359,71 @@ fn batch_items_may_be_temporary_and_a_temporary_caller_only_changes_their_own() 
     assert!(!temporary(SALES_ADMIN.0));
     assert_eq!(credential_version(&app, LEARNER2.0), 1);
 }
+
+/// An item that cannot get a hashing slot in time is that item's `ServerBusyFault`; the
+/// call and the other items go on.
+#[test]
+fn an_item_shed_for_load_is_that_items_fault() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = Arc::new(spawn_app_with(DEMO_JSON, |s| {
+        s.hash_slots = 1;
+        s.hash_wait = std::time::Duration::from_millis(5);
+    }));
+    let mut seen = Vec::new();
+    for round in 0..20 {
+        let items: Vec<String> = [LEARNER.0, LEARNER2.0, TRAINER.0, EMEA_ADMIN.0]
+            .iter()
+            .map(|u| item(u, &format!("{STRONG}-{round}"), ""))
+            .collect();
+        let batch_app = app.clone();
+        let batch_call =
+            std::thread::spawn(move || batch_app.call(Soap::V11, &batch(ADMIN, &items)));
+        // Once the batch has signed in, others take the slot: each next item asks anew.
+        std::thread::sleep(std::time::Duration::from_millis(8));
+        let stop = Arc::new(AtomicBool::new(false));
+        let load: Vec<_> = [ENGINEER.0, HELP.0, ENG_ADMIN.0, SALES_ADMIN.0]
+            .into_iter()
+            .map(|target| {
+                let (app, stop) = (app.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        app.change(
+                            Soap::V11,
+                            ADMIN,
+                            target,
+                            &format!("{STRONG}-load-{round}-{n}"),
+                        );
+                    }
+                })
+            })
+            .collect();
+        let reply = batch_call.join().expect("batch");
+        stop.store(true, Ordering::Relaxed);
+        for t in load {
+            t.join().expect("load thread");
+        }
+        if reply.status != 200 {
+            seen.push(format!("{}", reply.status));
+            continue; // shed as a whole, at sign-in
+        }
+        let got = outcomes(&reply);
+        if let Some(shed) = got
+            .iter()
+            .find(|o| o.code.as_deref() == Some("SERVER_BUSY"))
+        {
+            assert_eq!(shed.fault_type.as_deref(), Some("ServerBusyFault"));
+            assert!(!shed.success);
+            // The sign-in's slot served the first item.
+            assert!(got[0].success, "{got:?}");
+            return;
+        }
+        seen.push(format!(
+            "{:?}",
+            got.iter().map(|o| o.success).collect::<Vec<_>>()
+        ));
+    }
+    panic!("no item was shed: {seen:?}");
+}

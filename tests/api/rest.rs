@@ -549,3 +549,87 @@ fn the_openapi_document_describes_every_route() {
     );
     assert!(doc["components"]["schemas"]["Problem"].is_object());
 }
+
+#[test]
+fn load_beyond_the_hashing_slots_is_a_503_problem_with_retry_after() {
+    use std::sync::{Arc, Barrier};
+    let app = Arc::new(spawn_app_with(DEMO_JSON, |s| {
+        s.hash_slots = 1;
+        s.hash_wait = std::time::Duration::from_millis(5);
+    }));
+    let targets = [
+        LEARNER.0,
+        LEARNER2.0,
+        ENGINEER.0,
+        TRAINER.0,
+        HELP.0,
+        SALES_ADMIN.0,
+        EMEA_ADMIN.0,
+        ENG_ADMIN.0,
+    ];
+    let mut busy = Vec::new();
+    for round in 0..5 {
+        let barrier = Arc::new(Barrier::new(targets.len()));
+        let threads: Vec<_> = targets
+            .iter()
+            .map(|&target| {
+                let (app, barrier) = (app.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    send(
+                        &app,
+                        Call::patch(
+                            target,
+                            json!({"password": format!("{STRONG}-busy-{round}")}),
+                        )
+                        .by(ADMIN),
+                    )
+                })
+            })
+            .collect();
+        busy.extend(
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("client"))
+                .filter(|r| r.status != 200),
+        );
+        if !busy.is_empty() {
+            break;
+        }
+    }
+    assert!(!busy.is_empty(), "nothing was shed");
+    for reply in &busy {
+        let p = assert_problem(reply, 503, "SERVER_BUSY");
+        assert_eq!(p["title"], "Server busy");
+    }
+    let url = format!(
+        "http://127.0.0.1:{}/api/users/{}/password",
+        app.port, LEARNER.0
+    );
+    // The header, checked on a fresh shed answer.
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, url) = (app.client.clone(), url.clone());
+            std::thread::spawn(move || {
+                client
+                    .patch(&url)
+                    .basic_auth(ADMIN.1, Some(ADMIN.2))
+                    .header("X-Account-Url", ACCOUNT)
+                    .header("Content-Type", "application/json")
+                    .body(json!({"password": format!("{STRONG}-again-{i}")}).to_string())
+                    .send()
+                    .expect("sent")
+            })
+        })
+        .collect();
+    for resp in threads.into_iter().map(|t| t.join().expect("client")) {
+        if resp.status().as_u16() == 503 {
+            let retry = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u32>().ok());
+            assert!(retry.is_some_and(|s| s >= 1));
+        }
+    }
+}
