@@ -5,8 +5,9 @@
 
 use crate::domain::Outcome;
 
-/// What the HTTP layer knows about a request that its body does not.
-#[derive(Debug, Clone, Default)]
+/// What the HTTP layer knows about a request that its body does not. Its `Debug` leaves
+/// `Authorization` out: it holds a password.
+#[derive(Clone, Default)]
 pub struct Incoming<'a> {
     pub content_type: Option<&'a str>,
     /// The `Host` header (or `X-Forwarded-Host` behind a trusted proxy), for the account
@@ -16,6 +17,17 @@ pub struct Incoming<'a> {
     pub authorization: Option<&'a str>,
     /// `X-Account-Url` (REST: the caller's account).
     pub account_url: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("content_type", &self.content_type)
+            .field("host", &self.host)
+            .field("authorization", &self.authorization.map(|_| "[redacted]"))
+            .field("account_url", &self.account_url)
+            .finish()
+    }
 }
 
 /// Why the transport refused a request before its body was read whole.

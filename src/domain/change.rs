@@ -59,42 +59,48 @@ impl PasswordChange {
 #[derive(Debug)]
 pub struct UpdatePasswordsRequest {
     pub credentials: Credentials,
-    /// At least one, at most the batch limit, no `userId` twice.
+    /// At least one, at most the batch limit, no `userId` twice ([`batch_items`]).
     pub items: Vec<PasswordChange>,
 }
 
-/// A batch holds from 1 to `batch_max` items (`parameter` names the list).
-pub fn check_batch_size(
-    count: usize,
-    batch_max: usize,
-    parameter: &'static str,
-) -> Result<(), ParameterError> {
-    if (1..=batch_max).contains(&count) {
-        return Ok(());
-    }
-    Err(ParameterError::new(
-        parameter,
-        format!("a batch holds from 1 to {batch_max} items; this one holds {count}"),
-    ))
+/// The names a front door gives a batch's fields: its list of items and their `userId`.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchFields {
+    pub items: &'static str,
+    pub user_id: &'static str,
 }
 
-impl UpdatePasswordsRequest {
-    /// The batch, unless a `userId` is in two items (`user_id` names the field): the
-    /// index (from 0) of the first repeat.
-    pub fn new(
-        credentials: Credentials,
-        items: Vec<PasswordChange>,
-        user_id: &'static str,
-    ) -> Result<Self, (usize, ParameterError)> {
-        let mut seen = HashSet::with_capacity(items.len());
-        for (index, item) in items.iter().enumerate() {
-            if !seen.insert(item.user_id.as_str()) {
-                return Err((
-                    index,
-                    ParameterError::new(user_id, "this userId is in an earlier item too"),
-                ));
-            }
-        }
-        Ok(UpdatePasswordsRequest { credentials, items })
+/// A batch's items (contract §11.2): from 1 to `batch_max`, each parsed by `parse` (its
+/// fault's message says which item), no `userId` in two items — every whole-call rule,
+/// decided before the caller signs in.
+pub fn batch_items<T>(
+    wires: Vec<T>,
+    batch_max: usize,
+    fields: &BatchFields,
+    parse: impl Fn(T) -> Result<PasswordChange, ParameterError>,
+) -> Result<Vec<PasswordChange>, ParameterError> {
+    let count = wires.len();
+    if !(1..=batch_max).contains(&count) {
+        return Err(ParameterError::new(
+            fields.items,
+            format!("a batch holds from 1 to {batch_max} items; this one holds {count}"),
+        ));
     }
+    let mut seen = HashSet::with_capacity(count);
+    let mut items = Vec::with_capacity(count);
+    for (index, wire) in wires.into_iter().enumerate() {
+        let numbered = |e: ParameterError| ParameterError {
+            message: format!("item {}: {}", index + 1, e.message),
+            ..e
+        };
+        let item = parse(wire).map_err(numbered)?;
+        if !seen.insert(item.user_id.as_str().to_string()) {
+            return Err(numbered(ParameterError::new(
+                fields.user_id,
+                "this userId is in an earlier item too",
+            )));
+        }
+        items.push(item);
+    }
+    Ok(items)
 }

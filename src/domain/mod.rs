@@ -13,7 +13,7 @@ mod password;
 mod policy;
 mod role;
 
-pub use change::{ChangeFields, PasswordChange, UpdatePasswordsRequest, check_batch_size};
+pub use change::{BatchFields, ChangeFields, PasswordChange, UpdatePasswordsRequest, batch_items};
 pub use client::ClientAddress;
 pub use error::{AuthFailure, DenyReason, Outcome, ParameterError, ServiceError, Violation};
 pub use fields::{AccountUrl, Email, UserId};

@@ -290,7 +290,8 @@ async fn decompress(
     use std::io::Read;
     let decoded = tokio::task::spawn_blocking(move || {
         let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-        let mut out = Vec::new();
+        // Room for all it may read: no reallocation leaves a copy of the passwords behind.
+        let mut out = Vec::with_capacity(limit.saturating_add(1));
         let read = match compression {
             Compression::Gzip => flate2::read::MultiGzDecoder::new(&body[..])
                 .take(bound)

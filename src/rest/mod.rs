@@ -15,9 +15,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    AccountUrl, AuthFailure, Call, ChangeFields, Credentials, Email, ItemResult, Login,
-    ParameterError, Password, PasswordChange, PasswordStatusRequest, Reply, RequestContext,
-    ServiceError, UpdatePasswordRequest, UpdatePasswordsRequest, UserId, check_batch_size,
+    AccountUrl, AuthFailure, BatchFields, Call, ChangeFields, Credentials, Email, ItemResult,
+    Login, ParameterError, Password, PasswordChange, PasswordStatusRequest, Reply, RequestContext,
+    ServiceError, UpdatePasswordRequest, UpdatePasswordsRequest, UserId, batch_items,
 };
 use crate::front::{Answer, CallLog, Incoming, TransportError};
 use crate::service::{Attempt, Service};
@@ -211,27 +211,27 @@ fn update_passwords(
     let body: PasswordsBody = json(body)?;
     let authorization = basic_credentials(incoming)?;
     let wires = body.items.ok_or_else(|| ParameterError::missing("items"))?;
-    check_batch_size(wires.len(), batch_max, "items")?;
-    let items = wires
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            PasswordChange::parse(
-                &ITEM_FIELDS,
-                item.user_id.as_deref(),
-                item.password.as_ref().map(ExposeSecret::expose_secret),
-                item.password_confirm
-                    .as_ref()
-                    .map(ExposeSecret::expose_secret),
-                item.temporary,
-            )
-            .map_err(|e| numbered(index, e))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let request = UpdatePasswordsRequest::new(signed(authorization)?, items, "items/userId")
-        .map_err(|(index, e)| numbered(index, e))?;
-    Ok(Call::UpdatePasswords(request))
+    let items = batch_items(wires.0, batch_max, &BATCH, |item| {
+        PasswordChange::parse(
+            &ITEM_FIELDS,
+            item.user_id.as_deref(),
+            item.password.as_ref().map(ExposeSecret::expose_secret),
+            item.password_confirm
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+            item.temporary,
+        )
+    })?;
+    Ok(Call::UpdatePasswords(UpdatePasswordsRequest {
+        credentials: signed(authorization)?,
+        items,
+    }))
 }
+
+const BATCH: BatchFields = BatchFields {
+    items: "items",
+    user_id: "items/userId",
+};
 
 const CHANGE_FIELDS: ChangeFields = ChangeFields {
     user_id: "userId",
@@ -244,14 +244,6 @@ const ITEM_FIELDS: ChangeFields = ChangeFields {
     password: "items/password",
     confirm: "items/passwordConfirm",
 };
-
-/// The item's number (from 1) in front of its fault's message.
-fn numbered(index: usize, e: ParameterError) -> ParameterError {
-    ParameterError {
-        message: format!("item {}: {}", index + 1, e.message),
-        ..e
-    }
-}
 
 /// `application/json`, or any `application/…+json`, with or without parameters.
 fn is_json(content_type: Option<&str>) -> bool {
@@ -288,16 +280,30 @@ fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParameterError> {
             return ParameterError::new("body", "The body is not well-formed JSON.");
         }
         // `items[2].userId` → `items/userId`.
-        let path: String = e
+        let mut path: Vec<&str> = e
             .path()
             .iter()
             .filter_map(|segment| match segment {
                 serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
                 _ => None,
             })
-            .collect::<Vec<_>>()
-            .join("/");
+            .collect();
+        // serde's own message may quote what was sent: only its kind is used.
+        let message = e.inner().to_string();
+        let duplicate = message
+            .strip_prefix("duplicate field `")
+            .and_then(|rest| rest.split('`').next());
+        if let Some(field) = duplicate {
+            path.push(field);
+        }
+        let path = path.join("/");
         match MEMBERS.iter().find(|m| **m == path) {
+            Some(member) if duplicate.is_some() => {
+                ParameterError::new(member, format!("{member} is given more than once"))
+            }
+            Some(member) if message.contains(wire::TOO_MANY_ITEMS) => {
+                ParameterError::new(member, format!("{member} holds {}", wire::TOO_MANY_ITEMS))
+            }
             Some(member) => ParameterError::new(member, format!("{member} has the wrong type")),
             None => ParameterError::new("body", "The body must be a JSON object."),
         }
@@ -341,7 +347,10 @@ fn basic_credentials(incoming: &Incoming<'_>) -> Result<Option<Credentials>, Par
         .decode(encoded.trim())
         .map_err(|_| malformed())?;
     // Held as a secret from here on: it holds the password.
-    let decoded = SecretString::from(String::from_utf8(decoded).map_err(|_| malformed())?);
+    let decoded = SecretString::from(String::from_utf8(decoded).map_err(|e| {
+        zeroize::Zeroize::zeroize(&mut e.into_bytes());
+        malformed()
+    })?);
     let (email, password) = decoded
         .expose_secret()
         .split_once(':')

@@ -40,7 +40,7 @@ impl Changer<'_> {
                 Some(self.account.id),
                 Some(self.credentials.account_url.as_str()),
             )
-            .caller(Some(self.caller.id), Some(self.credentials.login.as_str()))
+            .caller(Some(self.caller.id), Some(self.caller.email.as_str()))
             .target(target.0, target.1)
     }
 }

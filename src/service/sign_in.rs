@@ -108,10 +108,15 @@ impl Service {
     ) -> Result<SignedIn, ServiceError> {
         let started = Instant::now();
         let client = ctx.client_key.as_str();
+        // Overloaded: shed now, before the lookup costs a blocking-pool hop and a query,
+        // so a shed answer stays fast however busy the cores are.
+        if !self.hasher.has_room(client) {
+            return Err(ServiceError::ServerBusy);
+        }
         let account_key = credentials.account_url.key();
         // A sign-in by user id counts against the user's own (account, e-mail) pair, so
-        // that both ways in share one budget of failures; an id no user has, against
-        // itself.
+        // that both ways in share one budget of failures; an id no user has, against a
+        // key no e-mail can have (e-mails hold no white space), which finds no user.
         let email_key = match &credentials.login {
             Login::Email(email) => email.key().to_string(),
             Login::UserId(id) => self
@@ -119,7 +124,7 @@ impl Service {
                 .email_key_of(account_key.to_string(), id.as_str().to_string())
                 .await
                 .map_err(ServiceError::internal)?
-                .unwrap_or_else(|| format!("id:{}", id.as_str())),
+                .unwrap_or_else(|| format!("user id {}", id.as_str())),
         };
         let sign_in = SignIn {
             account_key: account_key.to_string(),
@@ -129,11 +134,6 @@ impl Service {
             id: rand::random(),
             policy: self.defences.policy.clone(),
         };
-        // Overloaded: shed now, before the lookup costs a blocking-pool hop and a query,
-        // so a shed answer stays fast however busy the cores are.
-        if !self.hasher.has_room(client) {
-            return Err(ServiceError::ServerBusy);
-        }
         let keys: Vec<ThrottleKey> = std::iter::once(sign_in.pair.clone())
             .chain(sign_in.address.clone())
             .collect();

@@ -232,11 +232,15 @@ impl CallerWire {
             (Some(c), _) => {
                 let account_url = c
                     .account_url
-                    .ok_or_else(|| missing("credentials/accountUrl"))?;
+                    .ok_or_else(|| ParameterError::missing("credentials/accountUrl"))?;
                 let account_url = AccountUrl::parse("credentials/accountUrl", &account_url)?;
-                let email = c.email.ok_or_else(|| missing("credentials/email"))?;
+                let email = c
+                    .email
+                    .ok_or_else(|| ParameterError::missing("credentials/email"))?;
                 let email = Email::parse("credentials/email", &email)?;
-                let password = c.password.ok_or_else(|| missing("credentials/password"))?;
+                let password = c
+                    .password
+                    .ok_or_else(|| ParameterError::missing("credentials/password"))?;
                 let password = Password::parse("credentials/password", password.expose_secret())?;
                 Ok(Caller {
                     credentials: Credentials {
@@ -248,9 +252,13 @@ impl CallerWire {
                 })
             }
             (None, Some(t)) => {
-                let email = t.username.ok_or_else(|| missing(TOKEN_USERNAME))?;
+                let email = t
+                    .username
+                    .ok_or_else(|| ParameterError::missing(TOKEN_USERNAME))?;
                 let email = Email::parse(TOKEN_USERNAME, &email)?;
-                let password = t.password.ok_or_else(|| missing(TOKEN_PASSWORD))?;
+                let password = t
+                    .password
+                    .ok_or_else(|| ParameterError::missing(TOKEN_PASSWORD))?;
                 let password = Password::parse(TOKEN_PASSWORD, password.expose_secret())?;
                 let host = origin.host.as_deref().ok_or_else(|| {
                     ParameterError::new(
@@ -268,7 +276,7 @@ impl CallerWire {
                     unsupported_token: t.password_type == TokenPasswordType::Unsupported,
                 })
             }
-            (None, None) => Err(missing("credentials")),
+            (None, None) => Err(ParameterError::missing("credentials")),
         }
     }
 }
@@ -276,10 +284,6 @@ impl CallerWire {
 const TOKEN_USERNAME: &str = "Security/UsernameToken/Username";
 const TOKEN_PASSWORD: &str = "Security/UsernameToken/Password";
 const PASSWORD_TEXT: &str = "#PasswordText";
-
-pub fn missing(parameter: &'static str) -> ParameterError {
-    ParameterError::new(parameter, format!("{parameter} is missing"))
-}
 
 impl UsernameTokenWire {
     /// Decodes the `wsse:Security` header block; `None` when it holds no UsernameToken

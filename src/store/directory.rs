@@ -135,15 +135,6 @@ impl AuditRecord {
         self.detail = detail;
         self
     }
-
-    /// When the row was made, as stored.
-    pub fn at(&self) -> &str {
-        &self.at
-    }
-
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
 }
 
 /// A password change to commit.

@@ -90,7 +90,6 @@ pub enum Settlement {
 /// A lock a failure started: its key and its end (Unix ms).
 pub type LockStarted = (ThrottleKey, i64);
 
-/// Whether any of `keys` is locked at `now`.
 /// When `key`'s lock ends, if it is locked now.
 pub(super) fn locked_until(
     conn: &Connection,
@@ -104,6 +103,7 @@ pub(super) fn locked_until(
     Ok(until.filter(|until| *until > now))
 }
 
+/// Whether any of `keys` is locked at `now`.
 pub(super) fn any_locked(
     conn: &Connection,
     keys: &[ThrottleKey],

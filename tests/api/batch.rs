@@ -270,6 +270,25 @@ fn whole_call_faults_apply_no_item() {
             };
             assert_wrong_parameters(&reply, v, parameter, violations);
         }
+        // A userId twice from a caller whose token cannot be checked (PasswordDigest): the
+        // parameters are wrong first, then the sign-in.
+        let digest = format!(
+            r#"<wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"><wsse:UsernameToken><wsse:Username>{}</wsse:Username><wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest">x</wsse:Password></wsse:UsernameToken></wsse:Security>"#,
+            ADMIN.1
+        );
+        let items = [ok.clone(), item(LEARNER.0, &format!("{STRONG}-y"), "")].concat();
+        let doc = format!(
+            r#"<soap:Envelope xmlns:soap="{}"><soap:Header>{digest}</soap:Header><soap:Body><UpdateUserPasswordsRequest xmlns="{API_NS}">{items}</UpdateUserPasswordsRequest></soap:Body></soap:Envelope>"#,
+            v.ns()
+        );
+        let reply = app.post_raw(
+            doc,
+            &[
+                ("Content-Type", v.content_type()),
+                ("Host", "myaccount.ispringlearn.com"),
+            ],
+        );
+        assert_wrong_parameters(&reply, v, "item/userId", &[]);
         // A wrong caller password: the call fails as a whole.
         let reply = app.call(
             v,

@@ -633,3 +633,60 @@ fn load_beyond_the_hashing_slots_is_a_503_problem_with_retry_after() {
         }
     }
 }
+
+#[test]
+fn a_member_given_twice_is_named_and_the_batch_rules_come_before_sign_in() {
+    let app = spawn_app_with(DEMO_JSON, |s| s.body_limit = 1 << 20);
+    let url = format!(
+        "http://127.0.0.1:{}/api/users/{}/password",
+        app.port, LEARNER.0
+    );
+    let resp = app
+        .client
+        .patch(&url)
+        .basic_auth(ADMIN.1, Some(ADMIN.2))
+        .header("X-Account-Url", ACCOUNT)
+        .header("Content-Type", "application/json")
+        .body(format!(
+            r#"{{"password": "{STRONG}", "password": "{STRONG}-2"}}"#
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let p: Value = serde_json::from_str(&resp.text().unwrap()).unwrap();
+    assert_eq!(p["parameter"], "password", "{p}");
+    assert!(!p.to_string().contains(STRONG), "{p}");
+    // A userId twice with no credentials at all: the parameters are wrong first (400),
+    // as over SOAP, not a 401.
+    let reply = send(
+        &app,
+        Call {
+            method: reqwest::Method::POST,
+            path: "/api/passwords".into(),
+            basic: None,
+            account: Some(ACCOUNT),
+            body: Some(json!({"items": [
+                {"userId": TRAINER.0, "password": STRONG},
+                {"userId": TRAINER.0, "password": STRONG}
+            ]})),
+        },
+    );
+    assert_eq!(
+        assert_problem(&reply, 400, "WRONG_PARAMETERS")["parameter"],
+        "items/userId"
+    );
+    // A list longer than any batch is not read into memory: refused, naming it.
+    let items = format!("[{}{{}}]", "{},".repeat(100_000));
+    let resp = app
+        .client
+        .post(format!("http://127.0.0.1:{}/api/passwords", app.port))
+        .basic_auth(ADMIN.1, Some(ADMIN.2))
+        .header("X-Account-Url", ACCOUNT)
+        .header("Content-Type", "application/json")
+        .body(format!(r#"{{"items": {items}}}"#))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let p: Value = serde_json::from_str(&resp.text().unwrap()).unwrap();
+    assert_eq!(p["parameter"], "items", "{p}");
+}

@@ -41,7 +41,7 @@ pub(super) async fn run(
                 Some(signed.account.id),
                 Some(req.credentials.account_url.as_str()),
             )
-            .caller(Some(signed.caller.id), Some(req.credentials.login.as_str()))
+            .caller(Some(signed.caller.id), Some(signed.caller.email.as_str()))
             .target(target_id, Some(req.user_id.as_str()));
         match &status {
             // Who looked at whose status is part of the trail too.

@@ -1,9 +1,9 @@
 //! `GetUserPasswordStatusRequest` (contract §11.3) as sent, and its result.
 
 use super::super::envelope::Element;
-use super::super::wire::{CallerWire, RequestOrigin, missing, take_text};
+use super::super::wire::{CallerWire, RequestOrigin, take_text};
 use super::{Field, Limits};
-use crate::domain::{Call, PasswordStatusRequest, Reply, ServiceError, UserId};
+use crate::domain::{Call, ParameterError, PasswordStatusRequest, Reply, ServiceError, UserId};
 
 pub(super) fn decode(
     mut op: Element,
@@ -14,7 +14,10 @@ pub(super) fn decode(
     let caller = CallerWire::take(&mut op, security)?;
     let user_id = take_text(&mut op, "userId", "userId")?;
     let caller = caller.into_domain(origin)?;
-    let user_id = UserId::parse("userId", &user_id.ok_or_else(|| missing("userId"))?)?;
+    let user_id = UserId::parse(
+        "userId",
+        &user_id.ok_or_else(|| ParameterError::missing("userId"))?,
+    )?;
     Ok(Call::PasswordStatus(PasswordStatusRequest {
         credentials: caller.into_credentials()?,
         user_id,

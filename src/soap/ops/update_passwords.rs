@@ -7,8 +7,8 @@ use super::super::fault::Fault;
 use super::super::wire::{CallerWire, RequestOrigin, check_group, take_all, take_bool, take_text};
 use super::{Field, Limits};
 use crate::domain::{
-    Call, ChangeFields, ParameterError, PasswordChange, Reply, ServiceError,
-    UpdatePasswordsRequest, check_batch_size,
+    BatchFields, Call, ChangeFields, ParameterError, PasswordChange, Reply, ServiceError,
+    UpdatePasswordsRequest, batch_items,
 };
 
 /// Decodes the operation element into a call. Every whole-call fault (a malformed or
@@ -23,24 +23,17 @@ pub(super) fn decode(
     let caller = CallerWire::take(&mut op, security)?;
     let wires = take_all(&mut op, "item");
     let caller = caller.into_domain(origin)?;
-    check_batch_size(wires.len(), limits.batch_max, "item")?;
-    let items = wires
-        .into_iter()
-        .enumerate()
-        .map(|(index, wire)| decode_item(wire).map_err(|e| numbered(index, e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let request = UpdatePasswordsRequest::new(caller.into_credentials()?, items, "item/userId")
-        .map_err(|(index, e)| numbered(index, e))?;
-    Ok(Call::UpdatePasswords(request))
+    let items = batch_items(wires, limits.batch_max, &BATCH, decode_item)?;
+    Ok(Call::UpdatePasswords(UpdatePasswordsRequest {
+        credentials: caller.into_credentials()?,
+        items,
+    }))
 }
 
-/// The item's number (from 1) in front of its fault's message.
-fn numbered(index: usize, e: ParameterError) -> ParameterError {
-    ParameterError {
-        message: format!("item {}: {}", index + 1, e.message),
-        ..e
-    }
-}
+const BATCH: BatchFields = BatchFields {
+    items: "item",
+    user_id: "item/userId",
+};
 
 const FIELDS: ChangeFields = ChangeFields {
     user_id: "item/userId",
