@@ -83,6 +83,15 @@ impl HashArgs {
     }
 }
 
+/// A reset link's lifetime: a duration from 1 s to 7 days.
+fn parse_reset_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let ttl = humantime::parse_duration(text).map_err(|e| format!("{text}: {e}"))?;
+    if ttl < std::time::Duration::from_secs(1) || ttl > crate::service::MAX_RESET_TTL {
+        return Err(format!("{text}: a reset link lives from 1s to 7d"));
+    }
+    Ok(ttl)
+}
+
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{e} (a duration such as 90s, 30m, 12h or 400d)"))
@@ -223,6 +232,9 @@ struct ServeArgs {
     /// into the queue is served.
     #[arg(long, default_value = "1500ms", value_parser = parse_duration)]
     hash_wait: std::time::Duration,
+    /// How long a reset link lives (e.g. 90s, 30m, 1h, 7d; at most 7 days).
+    #[arg(long, env = "SOAP_PASSWD_RESET_TTL", default_value = "1h", value_parser = parse_reset_ttl)]
+    reset_ttl: std::time::Duration,
     #[command(flatten)]
     hash: HashArgs,
     /// Longest time, in seconds, to receive a request body (slower: a fault, HTTP 408).
@@ -361,6 +373,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         usize::try_from(args.max_connections_per_address).map_err(|e| e.to_string())?;
     settings.audit_retention = args.audit_retention.0;
     settings.hash_wait = args.hash_wait;
+    settings.reset_ttl = args.reset_ttl;
     settings.hash = args.hash.params()?;
     settings.body_limit = usize::try_from(args.body_limit).map_err(|e| e.to_string())?;
     settings.limits =
@@ -501,6 +514,9 @@ fn events(args: EventsArgs) -> Result<(), Stop> {
                 e.via.as_deref().unwrap_or("-"),
                 e.temporary
             ))?;
+            if let (Some(link), Some(expires)) = (&e.link, &e.link_expires_at) {
+                say(format_args!("  link={link} expires={expires}"))?;
+            }
         }
     }
     Ok(())

@@ -52,6 +52,8 @@ pub struct Settings {
     pub max_connections_per_address: usize,
     /// Audit rows and acknowledged events older than this are deleted (`None`: kept).
     pub audit_retention: Option<Duration>,
+    /// How long a reset link lives.
+    pub reset_ttl: Duration,
 }
 
 /// The number of cores this process may use.
@@ -85,6 +87,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             max_connections_per_address: 256,
             audit_retention: Some(crate::store::DEFAULT_RETENTION),
+            reset_ttl: crate::service::DEFAULT_RESET_TTL,
         }
     }
 }

@@ -17,6 +17,9 @@ pub struct Incoming<'a> {
     pub authorization: Option<&'a str>,
     /// `X-Account-Url` (REST: the caller's account).
     pub account_url: Option<&'a str>,
+    /// The origin reset links start with: `--public-url`'s, else the request's scheme
+    /// and host.
+    pub link_base: Option<String>,
 }
 
 impl std::fmt::Debug for Incoming<'_> {
@@ -26,6 +29,7 @@ impl std::fmt::Debug for Incoming<'_> {
             .field("host", &self.host)
             .field("authorization", &self.authorization.map(|_| "[redacted]"))
             .field("account_url", &self.account_url)
+            .field("link_base", &self.link_base)
             .finish()
     }
 }

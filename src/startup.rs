@@ -85,7 +85,8 @@ impl Application {
             audit,
             settings.defences.clone(),
             locks,
-        );
+        )
+        .with_reset_ttl(settings.reset_ttl);
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),
             source,

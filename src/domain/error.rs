@@ -23,6 +23,10 @@ pub enum ServiceError {
     /// No hashing slot became free in time; the client should retry later.
     #[error("server busy")]
     ServerBusy,
+    /// A reset link that is unknown, expired, spent or dead (contract §12): one answer
+    /// for all.
+    #[error("reset link no longer valid")]
+    LinkInvalid,
     /// Anything unexpected (database, thread pool). Kept for the log only: the caller is
     /// told nothing about it.
     #[error("internal error: {0}")]
@@ -69,6 +73,7 @@ pub enum Outcome {
     UnknownUser,
     PermissionDenied,
     ServerBusy,
+    LinkInvalid,
     Internal,
     /// A pair or address lock started.
     Lockout,
@@ -88,6 +93,7 @@ impl Outcome {
             Outcome::UnknownUser => "UNKNOWN_USER",
             Outcome::PermissionDenied => "PERMISSION_DENIED",
             Outcome::ServerBusy => "SERVER_BUSY",
+            Outcome::LinkInvalid => "LINK_INVALID",
             Outcome::Internal => "INTERNAL",
             Outcome::Lockout => "LOCKOUT",
             Outcome::Unlocked => "UNLOCKED",
@@ -111,6 +117,7 @@ impl ServiceError {
             ServiceError::UnknownUser => Outcome::UnknownUser,
             ServiceError::PermissionDenied(_) => Outcome::PermissionDenied,
             ServiceError::ServerBusy => Outcome::ServerBusy,
+            ServiceError::LinkInvalid => Outcome::LinkInvalid,
             ServiceError::Internal(_) => Outcome::Internal,
         }
     }
@@ -149,6 +156,11 @@ impl ServiceError {
             )
             .into(),
             ServiceError::ServerBusy => "The service is at capacity; retry shortly.".into(),
+            ServiceError::LinkInvalid => {
+                "This link is no longer valid: it is unknown, expired or already used, or a \
+                 newer one was sent. Ask for a new one."
+                    .into()
+            }
             ServiceError::Internal(_) => "Internal error".into(),
         }
     }

@@ -11,6 +11,7 @@ mod fields;
 pub mod lockout;
 mod password;
 mod policy;
+mod reset;
 mod role;
 
 pub use change::{BatchFields, ChangeFields, PasswordChange, UpdatePasswordsRequest, batch_items};
@@ -19,6 +20,10 @@ pub use error::{AuthFailure, DenyReason, Outcome, ParameterError, ServiceError, 
 pub use fields::{AccountUrl, Email, UserId};
 pub use password::Password;
 pub use policy::PasswordPolicy;
+pub use reset::{
+    Delivery, IssuedLink, LinkChangeRequest, ResetItem, ResetOutcome, ResetRequest, ResetTargets,
+    ResetToken, delivery, reset_targets,
+};
 pub use role::{Role, UserStatus};
 
 /// A call a front door decoded: what the service is asked to do.
@@ -27,6 +32,8 @@ pub enum Call {
     UpdatePassword(UpdatePasswordRequest),
     UpdatePasswords(UpdatePasswordsRequest),
     PasswordStatus(PasswordStatusRequest),
+    ResetPasswords(ResetRequest),
+    ChangeByLink(LinkChangeRequest),
 }
 
 /// What a call that succeeded answers.
@@ -36,6 +43,7 @@ pub enum Reply {
     /// One result per item, in the request's order.
     PasswordsUpdated(Vec<ItemResult>),
     Status(PasswordStatus),
+    ResetsIssued(ResetOutcome),
 }
 
 /// Everything the service needs to run `UpdateUserPassword`, already validated.

@@ -150,6 +150,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(api_user_password)),
     )
     .service(web::resource("/api/passwords").route(web::post().to(api_passwords)))
+    .service(web::resource("/api/password-resets").route(web::post().to(api_password_resets)))
+    .service(web::resource("/api/password-resets/{token}").route(web::post().to(api_reset_link)))
     .service(web::resource("/api/openapi.json").route(web::get().to(openapi)))
     .service(web::resource("/health").route(web::get().to(health)));
 }
@@ -334,7 +336,19 @@ fn incoming<'r>(req: &'r HttpRequest, state: &AppState) -> Incoming<'r> {
         host: request_host(req, state).map(|(_, host)| host),
         authorization: header("authorization"),
         account_url: header("x-account-url"),
+        link_base: link_base(req, state),
     }
+}
+
+/// The origin reset links start with: `--public-url`'s, else the request's.
+fn link_base(req: &HttpRequest, state: &AppState) -> Option<String> {
+    if let Some(url) = &state.public_url {
+        // `https://passwd.example.com/soap` → `https://passwd.example.com`.
+        let (scheme, rest) = url.split_once("://")?;
+        let host = rest.split('/').next()?;
+        return Some(format!("{scheme}://{host}"));
+    }
+    request_host(req, state).map(|(scheme, host)| format!("{scheme}://{host}"))
 }
 
 /// Which front door a request goes to, and for the JSON one which route.
@@ -401,6 +415,35 @@ async fn api_user_password(
         rest::Route::ChangePassword { user_id: &user_id }
     };
     call(req, payload, state, Door::Rest(route)).await
+}
+
+/// `POST /api/password-resets`.
+async fn api_password_resets(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    call(req, payload, state, Door::Rest(rest::Route::ResetPasswords)).await
+}
+
+/// `POST /api/password-resets/{token}`.
+async fn api_reset_link(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let token = req
+        .match_info()
+        .get("token")
+        .unwrap_or_default()
+        .to_string();
+    call(
+        req,
+        payload,
+        state,
+        Door::Rest(rest::Route::ChangeByLink { token: &token }),
+    )
+    .await
 }
 
 /// `POST /api/passwords`.

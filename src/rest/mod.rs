@@ -16,14 +16,16 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::{
     AccountUrl, AuthFailure, BatchFields, Call, ChangeFields, Credentials, Email, ItemResult,
-    Login, ParameterError, Password, PasswordChange, PasswordStatusRequest, Reply, RequestContext,
-    ServiceError, UpdatePasswordRequest, UpdatePasswordsRequest, UserId, batch_items,
+    LinkChangeRequest, Login, ParameterError, Password, PasswordChange, PasswordStatusRequest,
+    Reply, RequestContext, ResetRequest, ResetToken, ServiceError, UpdatePasswordRequest,
+    UpdatePasswordsRequest, UserId, batch_items, delivery, reset_targets,
 };
 use crate::front::{Answer, CallLog, Incoming, TransportError};
 use crate::service::{Attempt, Service};
 use problem::{PROBLEM_JSON, Problem};
 use wire::{
-    ItemResultBody, ItemResultsBody, PasswordChangeBody, PasswordStatusBody, PasswordsBody, Success,
+    ItemResultBody, ItemResultsBody, LinkChangeBody, PasswordChangeBody, PasswordStatusBody,
+    PasswordsBody, ResetItemBody, ResetsBody, ResetsResultBody, Success,
 };
 
 const JSON: &str = "application/json";
@@ -37,6 +39,10 @@ pub enum Route<'a> {
     ReadStatus { user_id: &'a str },
     /// `POST /api/passwords`
     UpdatePasswords,
+    /// `POST /api/password-resets`
+    ResetPasswords,
+    /// `POST /api/password-resets/{token}`
+    ChangeByLink { token: &'a str },
 }
 
 impl Route<'_> {
@@ -46,6 +52,8 @@ impl Route<'_> {
             Route::ChangePassword { .. } => "UpdateUserPassword",
             Route::ReadStatus { .. } => "GetUserPasswordStatus",
             Route::UpdatePasswords => "UpdateUserPasswords",
+            Route::ResetPasswords => "ResetUserPasswords",
+            Route::ChangeByLink { .. } => "ResetLink",
         }
     }
 
@@ -98,6 +106,8 @@ pub fn decode(
         Route::ChangePassword { user_id } => change_password(user_id, body, incoming),
         Route::ReadStatus { user_id } => read_status(user_id, incoming),
         Route::UpdatePasswords => update_passwords(body, incoming, batch_max),
+        Route::ResetPasswords => reset_passwords(body, incoming, batch_max),
+        Route::ChangeByLink { token } => change_by_link(token, body),
     }
 }
 
@@ -228,6 +238,100 @@ fn update_passwords(
     }))
 }
 
+/// Sends one-time reset links (contract §11.4): named users or every user the caller
+/// may change; to the users (`notify`) or back to the caller (`return`).
+#[utoipa::path(
+    post,
+    path = "/api/password-resets",
+    operation_id = "ResetUserPasswords",
+    tag = "passwords",
+    request_body(content = ResetsBody, content_type = "application/json"),
+    params(("X-Account-Url" = Option<String>, Header, description = "The caller's account; else the request's host")),
+    responses(
+        (status = 200, description = "Per user: the link's expiry (and the link with delivery=return), or why not; the counts", body = ResetsResultBody),
+        (status = 400, description = "Wrong parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Authorization failed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Permission denied (a caller who must change their own password first)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Server busy", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basic" = []))
+)]
+fn reset_passwords(
+    body: &[u8],
+    incoming: &Incoming<'_>,
+    batch_max: usize,
+) -> Result<Call, ServiceError> {
+    let body: ResetsBody = json(body)?;
+    let authorization = basic_credentials(incoming)?;
+    let targets = reset_targets(
+        body.user_ids.map(|ids| ids.0),
+        body.all_in_scope.unwrap_or(false),
+        batch_max,
+        "userIds",
+    )?;
+    let delivery = delivery(body.delivery.as_deref(), &targets, "delivery")?;
+    let link_base = link_base(incoming)?;
+    Ok(Call::ResetPasswords(ResetRequest {
+        credentials: signed(authorization)?,
+        targets,
+        delivery,
+        link_base,
+    }))
+}
+
+/// Sets a password with a reset link, for an LMS that hosts its own form (contract §12
+/// without the page). No `Authorization`: the link is the authority.
+#[utoipa::path(
+    post,
+    path = "/api/password-resets/{token}",
+    operation_id = "ResetLink",
+    tag = "passwords",
+    params(("token" = String, Path, description = "The token of the link, its last segment")),
+    request_body(content = LinkChangeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The password was set and the link spent", body = Success),
+        (status = 400, description = "Wrong parameters (the policy, the confirmation)", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The link is unknown, expired, used or replaced", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Server busy", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+fn change_by_link(token: &str, body: &[u8]) -> Result<Call, ServiceError> {
+    let body: LinkChangeBody = json(body)?;
+    let password = body
+        .password
+        .ok_or_else(|| ParameterError::missing("password"))?;
+    let new_password = Password::parse("password", password.expose_secret())?;
+    if let Some(confirm) = body.password_confirm {
+        if !Password::normalise(confirm.expose_secret()).matches(&new_password) {
+            return Err(ParameterError {
+                parameter: "passwordConfirm",
+                message: "passwordConfirm does not match password".into(),
+                violations: vec![crate::domain::Violation::ConfirmMismatch],
+            }
+            .into());
+        }
+    }
+    Ok(Call::ChangeByLink(LinkChangeRequest {
+        token: ResetToken::from_link(token),
+        new_password,
+    }))
+}
+
+/// The origin links start with: `--public-url`'s, else the request's scheme and host.
+fn link_base(incoming: &Incoming<'_>) -> Result<String, ParameterError> {
+    incoming.link_base.clone().ok_or_else(|| {
+        ParameterError::new(
+            "X-Account-Url",
+            "the request names no host to build the reset link from",
+        )
+    })
+}
+
 const BATCH: BatchFields = BatchFields {
     items: "items",
     user_id: "items/userId",
@@ -269,6 +373,9 @@ const MEMBERS: &[&str] = &[
     "items/password",
     "items/passwordConfirm",
     "items/temporary",
+    "userIds",
+    "allInScope",
+    "delivery",
 ];
 
 /// Reads a JSON body. Unknown members are ignored and `null` is absent; a member of
@@ -394,6 +501,24 @@ fn reply_body(reply: &Reply) -> String {
         Reply::Status(status) => serde_json::to_string(&PasswordStatusBody::from(status)),
         Reply::PasswordsUpdated(items) => serde_json::to_string(&ItemResultsBody {
             items: items.iter().map(item_body).collect(),
+        }),
+        Reply::ResetsIssued(outcome) => serde_json::to_string(&ResetsResultBody {
+            items: outcome
+                .items
+                .iter()
+                .map(|item| {
+                    let issued = item.result.as_ref().ok();
+                    ResetItemBody {
+                        user_id: item.user_id.clone(),
+                        success: issued.is_some(),
+                        expires_at: issued.map(|i| i.expires_at.clone()),
+                        link: issued.and_then(|i| i.link.clone()),
+                        problem: item.result.as_ref().err().map(Problem::from_service_error),
+                    }
+                })
+                .collect(),
+            reset: outcome.reset,
+            skipped: outcome.skipped,
         }),
     };
     body.unwrap_or_default()

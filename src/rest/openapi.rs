@@ -6,8 +6,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::Problem;
 use super::wire::{
-    ItemResultBody, ItemResultsBody, PasswordChangeBody, PasswordItemBody, PasswordStatusBody,
-    PasswordsBody, Success,
+    ItemResultBody, ItemResultsBody, LinkChangeBody, PasswordChangeBody, PasswordItemBody,
+    PasswordStatusBody, PasswordsBody, ResetItemBody, ResetsBody, ResetsResultBody, Success,
 };
 
 #[derive(OpenApi)]
@@ -17,7 +17,13 @@ use super::wire::{
         description = "The JSON twin of the soap-passwd SOAP operations: the same rules, \
                        faults as RFC 9457 problems with the SOAP fault's code and extras."
     ),
-    paths(super::change_password, super::read_status, super::update_passwords),
+    paths(
+        super::change_password,
+        super::read_status,
+        super::update_passwords,
+        super::reset_passwords,
+        super::change_by_link
+    ),
     components(schemas(
         PasswordChangeBody,
         PasswordItemBody,
@@ -26,6 +32,10 @@ use super::wire::{
         ItemResultBody,
         ItemResultsBody,
         PasswordStatusBody,
+        ResetsBody,
+        ResetItemBody,
+        ResetsResultBody,
+        LinkChangeBody,
         Problem
     )),
     modifiers(&BasicAuth)

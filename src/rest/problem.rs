@@ -94,6 +94,13 @@ impl Problem {
             ServiceError::ServerBusy => {
                 Problem::new("server-busy", "Server busy", 503, "SERVER_BUSY", detail)
             }
+            ServiceError::LinkInvalid => Problem::new(
+                "link-invalid",
+                "Link no longer valid",
+                410,
+                "LINK_INVALID",
+                detail,
+            ),
             ServiceError::Internal(_) => {
                 Problem::new("internal", "Internal error", 500, "INTERNAL", detail)
             }

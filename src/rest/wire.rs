@@ -143,3 +143,54 @@ impl From<&PasswordStatus> for PasswordStatusBody {
         }
     }
 }
+
+/// `POST /api/password-resets`: named users or `allInScope`, and where the links go.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetsBody {
+    /// The users to reset (exactly one of `userIds` and `allInScope`).
+    #[schema(value_type = Option<Vec<String>>)]
+    pub user_ids: Option<Bounded<String>>,
+    /// Every user the caller may change, the caller excepted.
+    pub all_in_scope: Option<bool>,
+    /// `notify` (default: the link goes to the user only) or `return` (to the caller;
+    /// not with `allInScope`).
+    #[schema(example = "notify")]
+    pub delivery: Option<String>,
+}
+
+/// One user's reset.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetItemBody {
+    pub user_id: String,
+    pub success: bool,
+    /// When the link stops working (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// The link itself, only with `delivery=return`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+/// `POST /api/password-resets`'s answer: the items (with `allInScope`, only the skipped
+/// users) and the counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResetsResultBody {
+    pub items: Vec<ResetItemBody>,
+    pub reset: usize,
+    pub skipped: usize,
+}
+
+/// `POST /api/password-resets/{token}`: the new password, for an LMS hosting its own form.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkChangeBody {
+    #[schema(value_type = String, min_length = 1)]
+    pub password: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
+    pub password_confirm: Option<SecretString>,
+}

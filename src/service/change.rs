@@ -2,14 +2,15 @@
 //! check the policy (§6) → hash and apply (§7). Every operation that sets a password
 //! runs these steps; none copies them.
 
-use super::Service;
 use super::permission;
+use super::{Service, now_ms};
 use crate::crypto::Slot;
+use crate::domain::PasswordPolicy;
 use crate::domain::{
     Credentials, DenyReason, FrontDoor, ParameterError, Password, PasswordChange, RequestContext,
     ServiceError, Violation,
 };
-use crate::store::{AccountRecord, AuditRecord, ChangeRecord, TargetRecord, UserRecord};
+use crate::store::{AccountRecord, AuditRecord, ChangeRecord, LinkOwner, TargetRecord, UserRecord};
 
 /// The hashing slot a change's argon2 work runs in.
 pub(super) enum Hashing {
@@ -91,12 +92,16 @@ impl Service {
             .map_err(ServiceError::PermissionDenied)?;
 
         let new = &change.new_password;
-        let violations = self.check_text(by, &target, new).await?;
+        let violations = self
+            .check_text(&by.account.policy, &target.user.email, new)
+            .await?;
         let slot = match slot {
             Hashing::Held(slot) => slot,
             Hashing::Admit => self.hasher.admit(&ctx.client_key).await?,
         };
-        self.check_hashes(by, &slot, &target, new, violations)
+        // For a self-change the caller just proved the current password.
+        let proved = (by.caller.id == target.user.id).then_some(&by.credentials.password);
+        self.check_hashes(&slot, &target, proved, new, violations)
             .await?;
 
         let new_hash = self.hasher.hash(&slot, new).await?;
@@ -107,23 +112,87 @@ impl Service {
             (false, FrontDoor::Rest) => "rest",
         };
         self.store
-            .apply_change(ChangeRecord {
-                account_id: by.account.id,
-                target_id: target.user.id,
-                new_hash,
-                // A self-change is never temporary, and clears the flag (§11.1).
-                temporary: change.temporary && by.caller.id != target.user.id,
-                via,
-                history_keep: by.account.policy.history,
-                audit: by.audit(
-                    ctx,
-                    crate::domain::Outcome::Ok,
-                    (Some(target.user.id), Some(&target.user.ext_id)),
-                ),
-            })
+            .apply_change(
+                ChangeRecord {
+                    account_id: by.account.id,
+                    target_id: target.user.id,
+                    new_hash,
+                    // A self-change is never temporary, and clears the flag (§11.1).
+                    temporary: change.temporary && by.caller.id != target.user.id,
+                    via,
+                    history_keep: by.account.policy.history,
+                    spends_link: None,
+                    audit: by.audit(
+                        ctx,
+                        crate::domain::Outcome::Ok,
+                        (Some(target.user.id), Some(&target.user.ext_id)),
+                    ),
+                },
+                now_ms(),
+            )
             .await
             .map_err(ServiceError::internal)?;
         Ok(())
+    }
+
+    /// Sets the password of a reset link's owner, exactly as a self-change would be
+    /// checked (the policy, the current password and the history; whatever the
+    /// account's self-service setting: whoever requested the reset authorised it), and
+    /// spends the link in the change's own transaction: of two submissions of one link,
+    /// at most one sets the password.
+    pub(super) async fn change_by_link(
+        &self,
+        owner: LinkOwner,
+        token_hash: [u8; 32],
+        new: &Password,
+        ctx: &RequestContext,
+    ) -> Result<(), ServiceError> {
+        let target = TargetRecord {
+            user: owner.user,
+            in_scope: true,
+            reach_in_scope: true,
+            history: owner.history,
+        };
+        let audit = |outcome| {
+            AuditRecord::of(ctx, outcome)
+                .account(Some(owner.account_id), None)
+                .caller(Some(target.user.id), Some(&target.user.email))
+                .target(Some(target.user.id), Some(&target.user.ext_id))
+                .detail(Some("RESET_LINK".into()))
+        };
+        let result = async {
+            let violations = self
+                .check_text(&owner.policy, &target.user.email, new)
+                .await?;
+            let slot = self.hasher.admit(&ctx.client_key).await?;
+            self.check_hashes(&slot, &target, None, new, violations)
+                .await?;
+            let new_hash = self.hasher.hash(&slot, new).await?;
+            drop(slot);
+            let applied = self
+                .store
+                .apply_change(
+                    ChangeRecord {
+                        account_id: owner.account_id,
+                        target_id: target.user.id,
+                        new_hash,
+                        temporary: false,
+                        via: "reset_link",
+                        history_keep: owner.policy.history,
+                        spends_link: Some(token_hash),
+                        audit: audit(crate::domain::Outcome::Ok),
+                    },
+                    now_ms(),
+                )
+                .await
+                .map_err(ServiceError::internal)?;
+            applied.map(|_| ()).ok_or(ServiceError::LinkInvalid)
+        }
+        .await;
+        if let Err(error) = &result {
+            self.audit_failure(error, audit(error.outcome()), ctx).await;
+        }
+        result
     }
 
     /// The target within the caller's account, with the facts §5 and the history
@@ -149,8 +218,8 @@ impl Service {
     /// breaks.
     async fn check_text(
         &self,
-        by: &Changer<'_>,
-        target: &TargetRecord,
+        policy: &PasswordPolicy,
+        email: &str,
         new: &Password,
     ) -> Result<Vec<Violation>, ServiceError> {
         // zxcvbn costs ~0.5 ms on an ordinary password and at most ~4 ms on a crafted
@@ -161,36 +230,33 @@ impl Service {
         // a gate pass per request for a sub-millisecond check left cores idle in the
         // hand-offs (the kit's heavy rows at c=8: 82–86 % of the limit instead of
         // 88–96 %), and bounded, it cannot take the cores from argon2.
-        let (policy, password, email) = (
-            by.account.policy.clone(),
-            new.clone(),
-            target.user.email.clone(),
-        );
+        let (policy, password, email) = (policy.clone(), new.clone(), email.to_string());
         tokio::task::spawn_blocking(move || policy.check_text(&password, &email))
             .await
             .map_err(ServiceError::internal)
     }
 
     /// With the text rules' `violations`, every rule of §6 the new password breaks, or
-    /// none: the current password and the history, verified in `slot`.
+    /// none: the current password and the history, verified in `slot`. `proved` is the
+    /// current password when the caller just proved it (a self-change): the plaintexts
+    /// are compared instead of paying for another argon2 verify.
     async fn check_hashes(
         &self,
-        by: &Changer<'_>,
         slot: &Slot,
         target: &TargetRecord,
+        proved: Option<&Password>,
         new: &Password,
         mut violations: Vec<Violation>,
     ) -> Result<(), ServiceError> {
-        // The current password: for a self-change the caller just proved it, so compare
-        // plaintexts instead of paying for another argon2 verify.
-        let own = by.caller.id == target.user.id;
+        let own = proved.is_some();
         let mut to_verify = target.history.clone();
-        if own {
-            if by.credentials.password.matches(new) {
-                violations.push(Violation::SameAsCurrent);
+        match proved {
+            Some(current) => {
+                if current.matches(new) {
+                    violations.push(Violation::SameAsCurrent);
+                }
             }
-        } else {
-            to_verify.insert(0, target.user.password_hash.clone());
+            None => to_verify.insert(0, target.user.password_hash.clone()),
         }
         let matched = self.hasher.matches_any(slot, to_verify, new).await?;
         let (current, history) = if own {

@@ -65,7 +65,14 @@ pub struct Service {
     turns: Arc<PairTurns>,
     /// Address locks known to this process, to pace refused calls from them.
     locks: Arc<LockCache>,
+    /// How long a reset link lives (`--reset-ttl`).
+    reset_ttl: std::time::Duration,
 }
+
+/// The default `--reset-ttl`.
+pub const DEFAULT_RESET_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The longest `--reset-ttl` (contract §11.4: at most 7 days).
+pub const MAX_RESET_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Brute-force defence settings (contract §10).
 #[derive(Debug, Clone, Default)]
@@ -107,7 +114,14 @@ impl Service {
             pace,
             turns: Arc::default(),
             locks,
+            reset_ttl: DEFAULT_RESET_TTL,
         }
+    }
+
+    /// The same service with reset links living `ttl` (at most [`MAX_RESET_TTL`]).
+    pub fn with_reset_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.reset_ttl = ttl.min(MAX_RESET_TTL);
+        self
     }
 
     pub fn store(&self) -> &Store {

@@ -140,6 +140,8 @@ impl Fault {
                 }),
                 ..Fault::new(FaultCode::Server, "Server busy")
             },
+            // Links are spent over REST and the form only; a SOAP client never gets it.
+            ServiceError::LinkInvalid => Fault::new(FaultCode::Client, message),
             ServiceError::Internal(_) => Fault::internal(),
         }
     }

@@ -135,6 +135,14 @@ impl AuditRecord {
         self.detail = detail;
         self
     }
+
+    pub(super) fn at_str(&self) -> &str {
+        &self.at
+    }
+
+    pub(super) fn request_id_str(&self) -> &str {
+        &self.request_id
+    }
 }
 
 /// A password change to commit.
@@ -148,15 +156,19 @@ pub struct ChangeRecord {
     pub via: &'static str,
     /// How many previous hashes the account's policy needs kept.
     pub history_keep: u32,
+    /// A reset link this change spends (its SHA-256): the change commits only if the
+    /// link is still live, and then the link is gone (contract §12: at most once).
+    pub spends_link: Option<[u8; 32]>,
     pub audit: AuditRecord,
 }
 
-const USER_COLUMNS: &str = "u.id, u.ext_id, u.email, u.role, u.status, u.externally_managed,
+pub(super) const USER_COLUMNS: &str =
+    "u.id, u.ext_id, u.email, u.role, u.status, u.externally_managed,
      u.password_hash, u.password_temporary, u.password_changed_at, u.credential_version";
 /// How many columns [`USER_COLUMNS`] selects.
-const USER_COLUMN_COUNT: usize = 10;
+pub(super) const USER_COLUMN_COUNT: usize = 10;
 
-fn user_from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<UserRecord> {
+pub(super) fn user_from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<UserRecord> {
     let role: String = row.get(offset + 3)?;
     let status: String = row.get(offset + 4)?;
     Ok(UserRecord {
@@ -347,8 +359,22 @@ pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> rusqlite::Resu
     Ok(())
 }
 
-pub(super) fn apply_change(conn: &mut Connection, c: &ChangeRecord) -> Result<i64, StoreError> {
+/// Applies a change; `None` when it spends a link that is no longer live (nothing
+/// changed).
+pub(super) fn apply_change(
+    conn: &mut Connection,
+    c: &ChangeRecord,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(token_hash) = &c.spends_link {
+        if !super::resets::spend(&tx, token_hash, c.target_id, now_ms)? {
+            return Ok(None);
+        }
+    }
+    // Any password change kills the user's reset links.
+    tx.prepare_cached("DELETE FROM reset_tokens WHERE user_id = ?1")?
+        .execute([c.target_id])?;
     if c.history_keep > 0 {
         tx.prepare_cached(
             "INSERT INTO password_history (user_id, password_hash, replaced_at)
@@ -391,7 +417,7 @@ pub(super) fn apply_change(conn: &mut Connection, c: &ChangeRecord) -> Result<i6
         c.temporary
     ])?;
     tx.commit()?;
-    Ok(version)
+    Ok(Some(version))
 }
 
 pub(super) fn upgrade_hash(

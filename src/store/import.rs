@@ -159,6 +159,13 @@ fn import_all(
         import_account(&tx, account, &mut summary, &|n| progress(done + n))?;
         done += account.users.len() as u64;
     }
+    // A user the directory deactivated or handed to an external directory loses their
+    // reset links (contract §11.4).
+    tx.execute(
+        "DELETE FROM reset_tokens WHERE user_id IN
+           (SELECT id FROM users WHERE status <> 'active' OR externally_managed = 1)",
+        [],
+    )?;
     tx.commit()?;
     Ok(summary)
 }

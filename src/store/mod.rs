@@ -7,6 +7,7 @@
 mod audit;
 mod directory;
 mod import;
+mod resets;
 mod schema;
 mod throttle;
 mod trail;
@@ -26,6 +27,7 @@ pub use import::{
     AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
     RolePlan, UserPlan,
 };
+pub use resets::{LinkOwner, ReachedUser, ResetRecord};
 pub use throttle::{LockCache, LockStarted, Settlement, ThrottleKey};
 pub use trail::{AuditEntry, AuditFilter, PasswordChangedEvent};
 
@@ -304,11 +306,52 @@ impl Store {
         .await
     }
 
-    /// Stores the new hash, history, audit and event rows in one transaction; returns
-    /// the new credential version.
-    pub async fn apply_change(&self, change: ChangeRecord) -> Result<i64, StoreError> {
-        self.write(move |conn| directory::apply_change(conn, &change))
+    /// Stores the new hash, history, audit and event rows in one transaction (killing
+    /// the user's reset links); returns the new credential version, or `None` when the
+    /// change spends a link that is no longer live (then nothing changed).
+    pub async fn apply_change(
+        &self,
+        change: ChangeRecord,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.write(move |conn| directory::apply_change(conn, &change, now_ms))
             .await
+    }
+
+    /// Issues reset links in one transaction, each replacing its user's older ones.
+    pub async fn issue_resets(&self, resets: Vec<ResetRecord>) -> Result<(), StoreError> {
+        self.write(move |conn| resets::issue(conn, &resets)).await
+    }
+
+    /// The owner of the live link whose token hashes to `token_hash`.
+    pub async fn find_link(
+        &self,
+        token_hash: [u8; 32],
+        now_ms: i64,
+    ) -> Result<Option<LinkOwner>, StoreError> {
+        self.call(move |conn| resets::find_link(conn, &token_hash, now_ms))
+            .await
+    }
+
+    /// Whether the user has a live reset link.
+    pub async fn reset_pending(&self, user_id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        self.call(move |conn| resets::pending(conn, user_id, now_ms))
+            .await
+    }
+
+    /// A page of the users a caller's `allInScope` reset reaches (see `resets`).
+    pub async fn reach_page(
+        &self,
+        account_id: i64,
+        caller_id: i64,
+        caller_role: crate::domain::Role,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ReachedUser>, StoreError> {
+        self.call(move |conn| {
+            resets::reach_page(conn, account_id, caller_id, caller_role, after, limit)
+        })
+        .await
     }
 
     /// Replaces a hash made with weaker parameters, if it is still the stored one.

@@ -172,9 +172,32 @@ ALTER TABLE events ADD COLUMN via TEXT;
 ALTER TABLE events ADD COLUMN temporary INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Reset links (contract §11.4): only each token's SHA-256 is kept; a user has at most one
+/// live link (issuing one deletes the older). A `password_reset_requested` event holds the
+/// link until it is acknowledged, then the link is erased from it.
+const V6: &str = r#"
+CREATE TABLE reset_tokens (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    token_hash  BLOB    NOT NULL UNIQUE,
+    created_at  TEXT    NOT NULL,
+    expires_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX reset_tokens_user ON reset_tokens(user_id);
+ALTER TABLE events ADD COLUMN link TEXT;
+ALTER TABLE events ADD COLUMN link_expires_at TEXT;
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
+    Migrations::new(vec![
+        M::up(V1),
+        M::up(V2),
+        M::up(V3),
+        M::up(V4),
+        M::up(V5),
+        M::up(V6),
+    ])
 }
 
 #[cfg(test)]

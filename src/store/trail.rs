@@ -51,6 +51,12 @@ pub struct PasswordChangedEvent {
     pub via: Option<String>,
     /// The new password is temporary (contract §11.1).
     pub temporary: bool,
+    /// A `password_reset_requested` event's link, until the event is acknowledged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// When that link expires (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_expires_at: Option<String>,
 }
 
 pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
@@ -91,7 +97,7 @@ pub(super) fn events_after(
 ) -> Result<Vec<PasswordChangedEvent>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT e.id, e.at, e.kind, a.url, u.ext_id, u.email, e.credential_version, e.request_id,
-                e.via, e.temporary
+                e.via, e.temporary, e.link, e.link_expires_at
            FROM events e
            JOIN accounts a ON a.id = e.account_id
            JOIN users u ON u.id = e.user_id
@@ -110,6 +116,8 @@ pub(super) fn events_after(
             request_id: r.get(7)?,
             via: r.get(8)?,
             temporary: r.get(9)?,
+            link: r.get(10)?,
+            link_expires_at: r.get(11)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -118,7 +126,8 @@ pub(super) fn events_after(
 /// Marks every event up to and including `id` as handled; returns how many changed.
 pub(super) fn ack(conn: &Connection, id: i64, at: &str) -> Result<usize, StoreError> {
     Ok(conn.execute(
-        "UPDATE events SET acked_at = ?2 WHERE id <= ?1 AND acked_at IS NULL",
+        // A reset link is held only until its event is handled: then it is erased.
+        "UPDATE events SET acked_at = ?2, link = NULL WHERE id <= ?1 AND acked_at IS NULL",
         params![id, at],
     )?)
 }

@@ -20,6 +20,7 @@ mod logs;
 mod parity;
 mod permissions;
 mod policy;
+mod reset;
 mod resilience;
 mod rest;
 mod smoke;

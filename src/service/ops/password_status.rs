@@ -84,6 +84,11 @@ async fn read(
         .locked_until(pair, now_ms())
         .await
         .map_err(ServiceError::internal)?;
+    let reset_pending = service
+        .store
+        .reset_pending(target.user.id, now_ms())
+        .await
+        .map_err(ServiceError::internal)?;
     let user = target.user;
     Ok(PasswordStatus {
         user_id: user.ext_id,
@@ -92,8 +97,7 @@ async fn read(
         password_changed_at: in_seconds(&user.password_changed_at),
         temporary: user.temporary,
         credential_version: user.credential_version,
-        // Reset links come with `ResetUserPasswords`; until then none is ever pending.
-        reset_pending: false,
+        reset_pending,
         locked_until: locked_until.and_then(|ms| {
             chrono::DateTime::from_timestamp_millis(ms)
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
