@@ -53,6 +53,7 @@ pub fn read_call(
     })?;
     let origin = RequestOrigin {
         host: incoming.host.clone(),
+        link_base: incoming.link_base.clone(),
     };
     let spec = envelope.operation.spec;
     Ok(SoapCall {

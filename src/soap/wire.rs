@@ -46,6 +46,8 @@ pub struct UsernameTokenWire {
 pub struct RequestOrigin {
     /// The `Host` header (or `X-Forwarded-Host` behind a trusted proxy).
     pub host: Option<String>,
+    /// The origin reset links start with.
+    pub link_base: Option<String>,
 }
 
 /// True for children that count as fields: in `api` or in no namespace.

@@ -502,3 +502,78 @@ fn invalid_links_count_against_the_client_address() {
         "AuthenticationFailedFault",
     );
 }
+
+fn soap_reset(caller: (&str, &str, &str), inner: &str) -> String {
+    format!(
+        r#"<ResetUserPasswordsRequest xmlns="{API_NS}"><credentials><accountUrl>{ACCOUNT}</accountUrl><email>{}</email><password>{}</password></credentials>{inner}</ResetUserPasswordsRequest>"#,
+        esc(caller.1),
+        esc(caller.2)
+    )
+}
+
+#[test]
+fn reset_user_passwords_over_soap_1_1_and_1_2() {
+    for v in BOTH {
+        let app = spawn_app();
+        let reply = app.call(
+            v,
+            &soap_reset(
+                SALES_ADMIN,
+                &format!(
+                    "<userId>{}</userId><userId>{}</userId><delivery>return</delivery>",
+                    LEARNER.0, ENGINEER.0
+                ),
+            ),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(
+            reply.body.contains("<ResetUserPasswordsResult"),
+            "{}",
+            reply.body
+        );
+        assert_eq!(reply.texts("success"), ["true", "false"], "{}", reply.body);
+        assert_eq!(reply.text("reason").as_deref(), Some("NOT_IN_SCOPE"));
+        assert_eq!(
+            (
+                reply.text("reset").as_deref(),
+                reply.text("skipped").as_deref()
+            ),
+            (Some("1"), Some("1"))
+        );
+        let link = reply
+            .text("link")
+            .unwrap_or_else(|| panic!("{}", reply.body));
+        assert!(link.contains("/reset/"), "{link}");
+        assert!(chrono::DateTime::parse_from_rfc3339(&reply.text("expiresAt").unwrap()).is_ok());
+        // The link works over the JSON completion.
+        assert_eq!(spend(&app, &link, json!({"password": STRONG})).status, 200);
+
+        // allInScope, notified: only the skipped are listed.
+        let reply = app.call(v, &soap_reset(SALES_ADMIN, "<allInScope>true</allInScope>"));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let skipped: Vec<String> = reply.texts("userId");
+        assert_eq!(skipped, [FORMER.0, SSO.0], "{}", reply.body);
+        assert_eq!(reply.text("reset").as_deref(), Some("4"), "{}", reply.body);
+        assert_eq!(reply.text("link"), None);
+        // Whole-call faults.
+        let both = soap_reset(
+            SALES_ADMIN,
+            &format!("<userId>{}</userId><allInScope>1</allInScope>", LEARNER.0),
+        );
+        assert_wrong_parameters(&app.call(v, &both), v, "userId", &[]);
+        let returned_to_all = soap_reset(
+            SALES_ADMIN,
+            "<allInScope>true</allInScope><delivery>return</delivery>",
+        );
+        assert_wrong_parameters(&app.call(v, &returned_to_all), v, "delivery", &[]);
+        let nothing = soap_reset(SALES_ADMIN, "");
+        assert_wrong_parameters(&app.call(v, &nothing), v, "userId", &[]);
+        let wrong = soap_reset((ADMIN.0, ADMIN.1, "wrong"), "<allInScope>true</allInScope>");
+        assert_client_fault(
+            &app.call(v, &wrong),
+            v,
+            "Authorization failed",
+            "AuthenticationFailedFault",
+        );
+    }
+}

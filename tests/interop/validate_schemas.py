@@ -5,7 +5,8 @@ What is checked:
 
 * schemas/soap-passwd.xsd is a valid XML Schema 1.0 document declaring exactly
   the request and result elements of the three operations (UpdateUserPassword,
-  UpdateUserPasswords, GetUserPasswordStatus) and the five fault elements; the
+  UpdateUserPasswords, GetUserPasswordStatus, ResetUserPasswords) and the five fault
+  elements; the
   operations' names themselves (the RPC-style alias the service accepts in
   place of a request element, contract 11.5) are NOT declared;
 * the codes of violation and reason may grow (contract 11.5): ViolationCode and
@@ -98,6 +99,9 @@ OPERATIONS = {
                                        "ServerBusyFault"})),
     "GetUserPasswordStatus": ("GetUserPasswordStatusRequest", "GetUserPasswordStatusResult",
                               ALL_FAULTS),
+    "ResetUserPasswords": ("ResetUserPasswordsRequest", "ResetUserPasswordsResult",
+                           frozenset({"WrongParametersFault", "AuthenticationFailedFault",
+                                      "PermissionDeniedFault", "ServerBusyFault"})),
 }
 REQUEST_ELEMENTS = {spec[0]: op for op, spec in OPERATIONS.items()}
 RESULT_ELEMENTS = {spec[1] for spec in OPERATIONS.values()}

@@ -4,6 +4,7 @@
 //! [`OPERATIONS`].
 
 mod password_status;
+mod reset_passwords;
 mod update_password;
 mod update_passwords;
 
@@ -43,6 +44,13 @@ pub static OPERATIONS: &[OperationSpec] = &[
         result: "UpdateUserPasswordsResult",
         decode: update_passwords::decode,
         encode: update_passwords::encode,
+    },
+    OperationSpec {
+        name: "ResetUserPasswords",
+        request: "ResetUserPasswordsRequest",
+        result: "ResetUserPasswordsResult",
+        decode: reset_passwords::decode,
+        encode: reset_passwords::encode,
     },
     OperationSpec {
         name: "GetUserPasswordStatus",

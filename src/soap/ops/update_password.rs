@@ -88,6 +88,7 @@ mod tests {
         let env = parse_envelope(&doc, &Limits::default()).unwrap();
         let origin = RequestOrigin {
             host: Some("Tenant.Example.com".into()),
+            ..RequestOrigin::default()
         };
         decode_request(env.operation.element, env.security, &origin)
     }
