@@ -20,6 +20,10 @@ pub struct Incoming<'a> {
     /// The origin reset links start with: `--public-url`'s, else the request's scheme
     /// and host.
     pub link_base: Option<String>,
+    /// `Cookie` (the reset form's anti-forgery token).
+    pub cookie: Option<&'a str>,
+    /// `Origin` (a browser's form submission).
+    pub origin: Option<&'a str>,
 }
 
 impl std::fmt::Debug for Incoming<'_> {
@@ -30,6 +34,8 @@ impl std::fmt::Debug for Incoming<'_> {
             .field("authorization", &self.authorization.map(|_| "[redacted]"))
             .field("account_url", &self.account_url)
             .field("link_base", &self.link_base)
+            .field("cookie", &self.cookie.map(|_| "[redacted]"))
+            .field("origin", &self.origin)
             .finish()
     }
 }

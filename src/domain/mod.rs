@@ -88,6 +88,8 @@ pub enum FrontDoor {
     #[default]
     Soap,
     Rest,
+    /// The reset form (HTML).
+    Page,
 }
 
 /// The caller's own login, as sent in `credentials`, a WS-Security token, HTTP Basic,

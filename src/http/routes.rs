@@ -15,6 +15,7 @@ use log::info;
 
 use crate::domain::{ClientAddress, FrontDoor, Outcome, RequestContext};
 use crate::front::{Answer, CallLog, Incoming, TransportError};
+use crate::page;
 use crate::rest;
 use crate::service::Service;
 use crate::soap::{self, Limits};
@@ -115,7 +116,9 @@ async fn refused_before_body(
             };
             soap::refuse_transport(&state.service, error, &incoming, &ctx).await
         }
-        FrontDoor::Rest => rest::refuse_transport(&state.service, error, &ctx).await,
+        FrontDoor::Rest | FrontDoor::Page => {
+            rest::refuse_transport(&state.service, error, &ctx).await
+        }
     };
     send(answer, &ctx, Duration::ZERO)
 }
@@ -153,6 +156,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/password-resets").route(web::post().to(api_password_resets)))
     .service(web::resource("/api/password-resets/{token}").route(web::post().to(api_reset_link)))
     .service(web::resource("/api/openapi.json").route(web::get().to(openapi)))
+    .service(
+        web::resource("/reset/{token}")
+            .route(web::get().to(reset_page))
+            .route(web::post().to(reset_page)),
+    )
+    .service(web::resource("/assets/reset.css").route(web::get().to(stylesheet)))
     .service(web::resource("/health").route(web::get().to(health)));
 }
 
@@ -337,6 +346,8 @@ fn incoming<'r>(req: &'r HttpRequest, state: &AppState) -> Incoming<'r> {
         authorization: header("authorization"),
         account_url: header("x-account-url"),
         link_base: link_base(req, state),
+        cookie: header("cookie"),
+        origin: header("origin"),
     }
 }
 
@@ -415,6 +426,51 @@ async fn api_user_password(
         rest::Route::ChangePassword { user_id: &user_id }
     };
     call(req, payload, state, Door::Rest(route)).await
+}
+
+/// `GET` (the form) and `POST` (its submission) `/reset/{token}`.
+async fn reset_page(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let ctx = context(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        &state,
+        FrontDoor::Page,
+    );
+    let token = req
+        .match_info()
+        .get("token")
+        .unwrap_or_default()
+        .to_string();
+    let incoming = incoming(&req, &state);
+    let answer = if req.method() == actix_web::http::Method::GET {
+        page::show(&state.service, &token, &incoming, &ctx).await
+    } else {
+        match bounded_body(&req, payload, &state).await {
+            Err(_) => page::show(&state.service, &token, &incoming, &ctx).await,
+            Ok(mut body) => {
+                let answer = page::submit(&state.service, &token, &body, &incoming, &ctx).await;
+                zeroize::Zeroize::zeroize(&mut body[..]);
+                answer
+            }
+        }
+    };
+    send(answer, &ctx, started.elapsed())
+}
+
+/// `GET /assets/reset.css`.
+async fn stylesheet() -> HttpResponse {
+    let answer = page::stylesheet();
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CONTENT_TYPE, answer.content_type));
+    for (name, value) in &answer.headers {
+        response.insert_header((*name, value.as_str()));
+    }
+    response.body(answer.body)
 }
 
 /// `POST /api/password-resets`.

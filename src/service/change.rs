@@ -110,6 +110,7 @@ impl Service {
             (true, _) => "batch",
             (false, FrontDoor::Soap) => "soap",
             (false, FrontDoor::Rest) => "rest",
+            (false, FrontDoor::Page) => "reset_link",
         };
         self.store
             .apply_change(

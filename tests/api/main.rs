@@ -8,6 +8,7 @@ mod docs;
 mod envelope;
 mod faults;
 mod fixtures;
+mod form;
 #[path = "../harness/mod.rs"]
 mod harness;
 mod hashing;

@@ -40,3 +40,26 @@ pub(super) async fn run(
         result: result.map(|_| Reply::PasswordUpdated),
     }
 }
+
+impl Service {
+    /// The policy the form of a live link states; an unknown, expired, used or dead
+    /// link is refused, and counted against the client's address, like its submission.
+    pub async fn inspect_link(
+        &self,
+        token: &crate::domain::ResetToken,
+        ctx: &RequestContext,
+    ) -> Result<crate::domain::PasswordPolicy, ServiceError> {
+        let owner = self
+            .store
+            .find_link(token.hash(), now_ms())
+            .await
+            .map_err(ServiceError::internal)?;
+        match owner {
+            Some(owner) => Ok(owner.policy),
+            None => {
+                self.refuse(Outcome::LinkInvalid, None, ctx).await;
+                Err(ServiceError::LinkInvalid)
+            }
+        }
+    }
+}
