@@ -112,6 +112,7 @@ impl Kit<'_> {
                 row
             });
         }
+        self.all_in_scope(&db, report)?;
         if let Some((_, times)) = small.iter().find(|(d, _)| *d == SPINE) {
             let ratio = match (p50_of(&small, SPINE), p50_of(&big, SPINE)) {
                 (Some(s), Some(b)) if !s.is_zero() => b.as_secs_f64() / s.as_secs_f64(),
@@ -131,6 +132,76 @@ impl Kit<'_> {
                 .verdict(ratio < 2.0),
             );
         }
+        Ok(())
+    }
+}
+
+/// The department admin of the subtree that holds a tenth of the users.
+pub(crate) const SUB_ADMIN: &str = "sub.admin@scale.example.com";
+
+impl Kit<'_> {
+    /// `allInScope` for the department admin of a subtree with a tenth of the directory's
+    /// users: one reset of every one of them (a link each, notified), its time and the
+    /// server's peak RSS.
+    fn all_in_scope(&self, db: &Path, report: &mut Report) -> Result<(), String> {
+        use std::io::{Read, Write};
+        let served = self.start_service(db, "all-in-scope", &[])?;
+        let body = r#"{"allInScope": true}"#;
+        let basic = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{SUB_ADMIN}:{BENCH_USER_PASSWORD}"))
+        };
+        let request = format!(
+            "POST /api/password-resets HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Authorization: Basic {basic}\r\nX-Account-Url: {SCALE_URL}\r\nConnection: close\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            served.host(),
+            body.len()
+        );
+        settle(self.plan, &self.quiet_left);
+        let meter = CpuMeter::start(Some(served.child.id()));
+        let started = std::time::Instant::now();
+        let mut stream = std::net::TcpStream::connect(served.addr).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(600)))
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| e.to_string())?;
+        let took = started.elapsed();
+        let cpu = meter.finish();
+        let rss = served.peak_rss_kib();
+        let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            format!(
+                "allInScope answered {e}: {}",
+                &answer[..answer.len().min(300)]
+            )
+        })?;
+        let reset = value["reset"].as_u64().unwrap_or(0);
+        let mib = rss.map_or(f64::NAN, |k| k as f64 / 1024.0);
+        report.add(
+            Row::new(
+                "directory",
+                format!(
+                    "allInScope reset by a department admin ({} users in the subtree)",
+                    thousands(reset as usize)
+                ),
+                format!(
+                    "{:.1} s = {} links/s, server peak RSS {mib:.0} MiB",
+                    took.as_secs_f64(),
+                    thousands((reset as f64 / took.as_secs_f64()) as usize)
+                ),
+            )
+            .target("< 10 s, < 200 MiB")
+            .verdict(took < Duration::from_secs(10) && mib < 200.0 && reset > 0)
+            .cpu(cpu),
+        );
         Ok(())
     }
 }
@@ -265,11 +336,23 @@ pub(crate) fn write_directory(
             depth - 1
         )?;
     }
-    for i in 0..users.saturating_sub(1 + TARGET_DEPTHS.len()) {
+    // A department admin of the deepest spine department, where a tenth of the users
+    // are: the subtree an `allInScope` reset walks.
+    write!(
+        w,
+        r#",{{"id":"u-sub-admin","email":"{SUB_ADMIN}","password_hash":"{hash}","role":"department_admin","department":"d{}","manages":["d{}"]}}"#,
+        SPINE - 2,
+        SPINE - 1
+    )?;
+    for i in 0..users.saturating_sub(2 + TARGET_DEPTHS.len()) {
+        let department = if i % 10 == 0 {
+            SPINE - 1
+        } else {
+            rng.below(departments)
+        };
         write!(
             w,
-            r#",{{"id":"u{i}","email":"u{i}@scale.example.com","password_hash":"{hash}","role":"user","department":"d{}"}}"#,
-            rng.below(departments)
+            r#",{{"id":"u{i}","email":"u{i}@scale.example.com","password_hash":"{hash}","role":"user","department":"d{department}"}}"#
         )?;
     }
     w.write_all(b"]}]}")?;

@@ -27,7 +27,7 @@ pub use import::{
     AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
     RolePlan, UserPlan,
 };
-pub use resets::{LinkOwner, ReachedUser, ResetRecord};
+pub use resets::{LinkOwner, ReachCursor, ReachedUser, ResetRecord};
 pub use throttle::{LockCache, LockStarted, Settlement, ThrottleKey};
 pub use trail::{AuditEntry, AuditFilter, PasswordChangedEvent};
 
@@ -345,7 +345,7 @@ impl Store {
         account_id: i64,
         caller_id: i64,
         caller_role: crate::domain::Role,
-        after: i64,
+        after: ReachCursor,
         limit: usize,
     ) -> Result<Vec<ReachedUser>, StoreError> {
         self.call(move |conn| {

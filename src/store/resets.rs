@@ -32,6 +32,8 @@ pub struct ResetRecord {
 #[derive(Debug)]
 pub struct ReachedUser {
     pub user: UserRecord,
+    /// With the user's id, where the next page starts ([`ReachCursor`]).
+    pub department_id: i64,
     /// Everything the user administers or holds a role over lies in the caller's scope.
     pub reach_in_scope: bool,
 }
@@ -166,24 +168,31 @@ pub(super) fn pending(conn: &Connection, user_id: i64, now_ms: i64) -> Result<bo
         .query_row(params![user_id, now_ms], |r| r.get(0))?)
 }
 
+/// Where a page of a caller's reach starts: after this (department, user) pair.
+pub type ReachCursor = (i64, i64);
+
 /// One page of the users a caller's reset reaches (`allInScope`): every user of the
-/// account but the caller for an owner or account admin, else every user in the
-/// departments the caller administers or holds `change_password` over (with their
-/// subtrees); ids above `after`, at most `limit`, in id order.
+/// account but the caller for an owner or account admin (in id order), else every user
+/// in the departments the caller administers or holds `change_password` over, with their
+/// subtrees (in (department, id) order, read through the department index, so that every
+/// page resumes where the last one ended instead of scanning the directory again); at
+/// most `limit` after `after`.
 pub(super) fn reach_page(
     conn: &Connection,
     account_id: i64,
     caller_id: i64,
     caller_role: Role,
-    after: i64,
+    after: ReachCursor,
     limit: usize,
 ) -> Result<Vec<ReachedUser>, StoreError> {
     let whole_account = matches!(caller_role, Role::Owner | Role::AccountAdmin);
     let sql = if whole_account {
         format!(
-            "SELECT {USER_COLUMNS}, 1 FROM users u
-              WHERE u.account_id = ?1 AND u.id <> ?2 AND u.id > ?3
-              ORDER BY u.id LIMIT ?4"
+            // ?3 (the cursor's department) is not needed here; `?3 = ?3` binds it so
+            // both queries take the same parameters.
+            "SELECT {USER_COLUMNS}, 1, u.department_id FROM users u
+              WHERE u.account_id = ?1 AND u.id <> ?2 AND u.id > ?4 AND ?3 = ?3
+              ORDER BY u.id LIMIT ?5"
         )
     } else {
         // The scope: the roots the caller administers or holds change_password over,
@@ -205,11 +214,13 @@ pub(super) fn reach_page(
                     NOT EXISTS (SELECT 1 FROM user_manages m WHERE m.user_id = u.id
                                    AND m.department_id NOT IN (SELECT dept FROM scope))
                 AND NOT EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id
-                                   AND r.department_id NOT IN (SELECT dept FROM scope))
-               FROM users u
-              WHERE u.account_id = ?1 AND u.id <> ?2 AND u.id > ?3
-                AND u.department_id IN (SELECT dept FROM scope)
-              ORDER BY u.id LIMIT ?4"
+                                   AND r.department_id NOT IN (SELECT dept FROM scope)),
+                    u.department_id
+               FROM users u INDEXED BY users_department
+              WHERE u.department_id IN (SELECT dept FROM scope)
+                AND (u.department_id, u.id) > (?3, ?4)
+                AND u.account_id = ?1 AND u.id <> ?2
+              ORDER BY u.department_id, u.id LIMIT ?5"
         )
     };
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -217,13 +228,15 @@ pub(super) fn reach_page(
         params![
             account_id,
             caller_id,
-            after,
+            after.0,
+            after.1,
             i64::try_from(limit).unwrap_or(i64::MAX)
         ],
         |row| {
             Ok(ReachedUser {
                 user: user_from_row(row, 0)?,
                 reach_in_scope: row.get(super::directory::USER_COLUMN_COUNT)?,
+                department_id: row.get(super::directory::USER_COLUMN_COUNT + 1)?,
             })
         },
     )?;

@@ -117,7 +117,7 @@ async fn all_in_scope(
         reset: 0,
         skipped: 0,
     };
-    let mut after = 0;
+    let mut after = (0, 0);
     loop {
         let page = service
             .store
@@ -127,7 +127,7 @@ async fn all_in_scope(
         let Some(last) = page.last() else {
             break;
         };
-        after = last.user.id;
+        after = (last.department_id, last.user.id);
         let full = page.len() == PAGE;
         let mut records = Vec::with_capacity(page.len());
         for reached in page {
