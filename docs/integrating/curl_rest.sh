@@ -19,3 +19,10 @@ curl -s -X POST "$base/api/passwords" -u admin@example.com:Admin-Demo-Pass-5820 
   -d '{"items": [{"userId": "u-help", "password": "Rest-Pass-Juniper-62"},
                  {"userId": "u-owner", "password": "Rest-Pass-Saffron-62"}]}'
 echo
+# A reset link returned to the caller (delivery=return), used by an LMS's own form.
+link=$(curl -s -X POST "$base/api/password-resets" -u admin@example.com:Admin-Demo-Pass-5820 \
+  -H "$account" -H 'Content-Type: application/json' \
+  -d '{"userIds": ["u-engineer"], "delivery": "return"}' | sed -n 's/.*"link":"\([^"]*\)".*/\1/p')
+curl -s -X POST "$base/api/password-resets/${link##*/}" -H 'Content-Type: application/json' \
+  -d '{"password": "Rest-Pass-Harbor-62"}'
+echo
