@@ -21,3 +21,7 @@ soap UpdateUserPasswords "<UpdateUserPasswordsRequest>$credentials
 # What a helpdesk sees: status, temporary, credential version, a lock if any.
 soap GetUserPasswordStatus "<GetUserPasswordStatusRequest>$credentials<userId>u-learner2</userId>
 </GetUserPasswordStatusRequest>"
+
+# One-time reset links instead of passwords; delivery=return hands them to the caller.
+soap ResetUserPasswords "<ResetUserPasswordsRequest>$credentials<userId>u-trainer</userId>
+  <delivery>return</delivery></ResetUserPasswordsRequest>"
