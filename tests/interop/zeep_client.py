@@ -14,6 +14,13 @@ as zeep.exceptions.Fault whose detail names the fault type:
 * GetUserPasswordStatus: the fields and their Python types (bool, int, datetime), a
   deactivated and an externally managed user, and its UnknownUserFault,
   PermissionDeniedFault and AuthenticationFailedFault;
+* ResetUserPasswords: delivery=return for two named users (items in order, one link of
+  the form ORIGIN/reset/TOKEN with expiresAt a UTC datetime, one PermissionDeniedFault
+  item; the counts), the link spent over HTTP with requests (POST
+  /api/password-resets/TOKEN: 200, then 410 on reuse); allInScope (notify: no link in the
+  items, reset and skipped > 0); the typed WrongParametersFault of the whole call for
+  userId with allInScope (sent past zeep's xs:choice by a plugin), a userId twice and
+  allInScope with delivery=return;
 * GET ?singleWsdl (the schema inlined, no xs:import) loads in zeep and serves a call.
 
 After every call, the request zeep sent (recorded by zeep.plugins.HistoryPlugin) must be
@@ -22,18 +29,25 @@ Content-Type, and a fault's code (Client for 1.1, Sender for 1.2).
 
 Users (the demo directory, after the SoapUI replay): callers owner, admin and sales.admin
 (never changed, never made temporary); changed: u-learner (as before), u-learner2 (made
-temporary, then changes its own password), u-engineer (in the batch); failed sign-ins only
-for owner (one per binding, as before) and nobody@example.com (no such user).
+temporary, then changes its own password), u-engineer (in the batch), u-trainer (its reset
+link spent); reset callers sales.admin (u-trainer, u-engineer named) and emea.admin
+(allInScope: a link for u-learner, whose next change kills it; never u-learner2, whose
+status must show no pending reset); failed sign-ins only for owner (one per binding, as
+before) and nobody@example.com (no such user).
 
 Usage: zeep_client.py http://127.0.0.1:PORT/soap   (the service must run with --demo data)
 """
 import datetime
+import re
 import secrets
 import sys
+import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 
+import requests
 import zeep
+from lxml import etree
 from zeep.exceptions import Fault
 from zeep.plugins import HistoryPlugin
 
@@ -43,6 +57,7 @@ OWNER = ("owner@example.com", "Owner-Demo-Pass-7341")
 SALES_ADMIN = ("sales.admin@example.com", "Sales-Demo-Pass-2468")
 ADMIN = ("admin@example.com", "Admin-Demo-Pass-5820")
 NOBODY = ("nobody@example.com", "Nobody-Demo-Pass-0000")
+EMEA_ADMIN = ("emea.admin@example.com", "Emea-Demo-Pass-1357")
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 
@@ -52,6 +67,25 @@ VERSIONS = {
     "SOAP 1.2": ("http://www.w3.org/2003/05/soap-envelope", "application/soap+xml", "Sender"),
 }
 history = HistoryPlugin()
+
+
+class AddChild(zeep.Plugin):
+    """Once armed, appends a child (name, text) to the operation element of the next
+    request: what zeep's signature refuses, e.g. both branches of an xs:choice."""
+
+    def __init__(self):
+        self.child = None
+
+    def egress(self, envelope, http_headers, operation, binding_options):
+        if self.child is not None:
+            name, text = self.child
+            self.child = None
+            body = envelope.find("{*}Body")
+            etree.SubElement(body[0], API + name).text = text
+        return envelope, http_headers
+
+
+add_child = AddChild()
 
 passed = failed = 0
 
@@ -247,6 +281,97 @@ def batch(label, service):
                  operation="UpdateUserPasswords")
 
 
+def resets(label, service, endpoint):
+    """ResetUserPasswords: delivery=return for named users (a link spent over HTTP),
+    allInScope with notify, and the typed faults of the whole call."""
+    parts = urllib.parse.urlsplit(endpoint)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    result = service.ResetUserPasswords(
+        credentials=creds(SALES_ADMIN), userId=["u-trainer", "u-engineer"], delivery="return"
+    )
+    check_version(f"{label}: ResetUserPasswords", label)
+    items = list(getattr(result, "item", None) or [])
+    check(f"{label}: ResetUserPasswords (return) answers one item per named user, in order",
+          [getattr(i, "userId", None) for i in items] == ["u-trainer", "u-engineer"], repr(result))
+    check(f"{label}: ResetUserPasswords (return) counts reset=1 skipped=1",
+          type(getattr(result, "reset", None)) is int and (result.reset, result.skipped) == (1, 1),
+          f"reset={getattr(result, 'reset', None)!r} skipped={getattr(result, 'skipped', None)!r}")
+    link = None
+    if items:
+        item, problems = items[0], []
+        if item.success is not True or item.fault is not None:
+            problems.append(f"success={item.success!r} fault={item.fault!r}")
+        if not isinstance(item.link, str) or not re.fullmatch(re.escape(origin) + r"/reset/[A-Za-z0-9_-]{20,}",
+                                                              item.link):
+            problems.append(f"link={item.link!r} is not {origin}/reset/TOKEN")
+        else:
+            link = item.link
+        expires = item.expiresAt
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if not isinstance(expires, datetime.datetime) or expires.utcoffset() != datetime.timedelta(0):
+            problems.append(f"expiresAt={expires!r} is not a UTC datetime")
+        elif expires <= now:
+            problems.append(f"expiresAt={expires} is not after {now}")
+        check(f"{label}: reset item 1 (u-trainer: a link, expiresAt a datetime)", not problems, "; ".join(problems))
+    if len(items) > 1:
+        item, problems = items[1], []
+        if item.success is not False or item.link is not None or item.expiresAt is not None:
+            problems.append(f"success={item.success!r} link={item.link!r} expiresAt={item.expiresAt!r}")
+        fault = item.fault
+        if fault is None:
+            problems.append("no fault")
+        elif (fault.type, fault.code, fault.reason) != ("PermissionDeniedFault", "PERMISSION_DENIED", "NOT_IN_SCOPE") \
+                or not fault.message:
+            problems.append(f"fault type={fault.type!r} code={fault.code!r} reason={fault.reason!r} message={fault.message!r}")
+        check(f"{label}: reset item 2 (u-engineer: PermissionDeniedFault NOT_IN_SCOPE, no link)", not problems,
+              "; ".join(problems))
+    if link is not None:
+        # The link is spent as an LMS hosting its own form would: u-trainer's password
+        # changes (no later stage signs in as u-trainer); a second use is refused.
+        api = origin + "/api/password-resets/" + link.rsplit("/", 1)[1]
+        answer = requests.post(api, json={"password": new_password()}, timeout=30)
+        body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else None
+        check(f"{label}: the returned link spent over HTTP: 200 {{\"success\":true}}",
+              answer.status_code == 200 and body == {"success": True}, f"{answer.status_code} {answer.text!r}")
+        again = requests.post(api, json={"password": new_password()}, timeout=30)
+        check(f"{label}: the spent link used again: 410", again.status_code == 410,
+              f"{again.status_code} {again.text!r}")
+    # allInScope (delivery notify, the default): the d-emea admin's reach is u-learner (a
+    # link, sent to the user) and u-trainer, u-former, u-sso (skipped); items only for the skipped.
+    result = service.ResetUserPasswords(credentials=creds(EMEA_ADMIN), allInScope=True)
+    check_version(f"{label}: ResetUserPasswords allInScope", label)
+    items = list(getattr(result, "item", None) or [])
+    reset, skipped = getattr(result, "reset", None), getattr(result, "skipped", None)
+    problems = [f"{i.userId}: link {i.link!r}" for i in items if i.link is not None]
+    problems += [f"{i.userId}: success={i.success!r} fault={i.fault!r}" for i in items
+                 if i.success is not False or i.fault is None or i.fault.type != "PermissionDeniedFault"]
+    if not (isinstance(reset, int) and isinstance(skipped, int) and reset > 0 and skipped > 0 and skipped == len(items)):
+        problems.append(f"reset={reset!r} skipped={skipped!r} with {len(items)} items")
+    check(f"{label}: ResetUserPasswords allInScope (notify): no link, only skipped items, counts > 0",
+          not problems, "; ".join(problems) or repr(result))
+    # Whole-call faults (decided before anyone is reset).
+    add_child.child = ("allInScope", "true")
+    try:
+        expect_fault(label, service, f"{label}: ResetUserPasswords WrongParametersFault (userId and allInScope)",
+                     "WrongParametersFault", {"credentials": creds(EMEA_ADMIN), "userId": ["u-learner"]},
+                     {"parameter": "userId"}, operation="ResetUserPasswords")
+        sent = history.last_sent["envelope"] if history.last_sent else None
+        check(f"{label}: that request held both userId and allInScope",
+              sent is not None and sent.find(f".//{API}userId") is not None
+              and sent.find(f".//{API}allInScope") is not None,
+              etree.tostring(sent).decode() if sent is not None else "nothing sent")
+    finally:
+        add_child.child = None
+    expect_fault(label, service, f"{label}: ResetUserPasswords WrongParametersFault (a userId twice)",
+                 "WrongParametersFault",
+                 {"credentials": creds(EMEA_ADMIN), "userId": ["u-learner", "u-learner"], "delivery": "return"},
+                 {"parameter": "userId"}, operation="ResetUserPasswords")
+    expect_fault(label, service, f"{label}: ResetUserPasswords WrongParametersFault (allInScope, delivery=return)",
+                 "WrongParametersFault",
+                 {"credentials": creds(EMEA_ADMIN), "allInScope": True, "delivery": "return"},
+                 {"parameter": "delivery"}, operation="ResetUserPasswords")
+
+
 def single_wsdl(endpoint):
     """?singleWsdl: the schema inlined (no xs:import), and zeep makes a call through it."""
     with urllib.request.urlopen(endpoint + "?singleWsdl") as resp:
@@ -254,7 +379,8 @@ def single_wsdl(endpoint):
     schemas = root.findall(f"{{{WSDL_NS}}}types/{{{XSD_NS}}}schema")
     imports = root.findall(f".//{{{XSD_NS}}}import") + root.findall(f".//{{{XSD_NS}}}include")
     declared = {e.get("name") for s in schemas for e in s.findall(f"{{{XSD_NS}}}element")}
-    want = {"UpdateUserPasswordRequest", "UpdateUserPasswordsRequest", "GetUserPasswordStatusRequest"}
+    want = {"UpdateUserPasswordRequest", "UpdateUserPasswordsRequest", "GetUserPasswordStatusRequest",
+            "ResetUserPasswordsRequest"}
     check("singleWsdl: the schema inlined, no xs:import",
           len(schemas) == 1 and schemas[0].get("targetNamespace") == API[1:-1] and not imports
           and want <= declared, f"{len(schemas)} schemas, {len(imports)} imports, elements {sorted(declared)}")
@@ -268,7 +394,7 @@ def single_wsdl(endpoint):
 
 
 def main(endpoint):
-    client = zeep.Client(endpoint + "?wsdl", plugins=[history])
+    client = zeep.Client(endpoint + "?wsdl", plugins=[add_child, history])
     bindings = {
         "SOAP 1.1": client.bind("UserPasswordService", "UserPasswordSoap11"),
         "SOAP 1.2": client.bind("UserPasswordService", "UserPasswordSoap12"),
@@ -280,6 +406,10 @@ def main(endpoint):
                 part(label, service)
             except Exception as e:  # noqa: BLE001 - an unexpected fault or error fails the part
                 check(f"{label}: {part.__name__}", False, f"raised {type(e).__name__}: {e}")
+        try:
+            resets(label, service, endpoint)
+        except Exception as e:  # noqa: BLE001
+            check(f"{label}: resets", False, f"raised {type(e).__name__}: {e}")
     try:
         single_wsdl(endpoint)
     except Exception as e:  # noqa: BLE001

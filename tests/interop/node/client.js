@@ -7,15 +7,24 @@
 // each failed item's fault type, code and extras; WrongParametersFault for a userId twice,
 // AuthenticationFailedFault) and GetUserPasswordStatus (fields and their JS types: booleans,
 // a number, a Date; a deactivated and an externally managed user; UnknownUserFault,
-// PermissionDeniedFault, AuthenticationFailedFault). Users: callers owner, admin and
-// sales.admin (never changed); changed u-learner, u-learner2 (made temporary, then its own
-// change), u-engineer; failed sign-ins for owner and nobody@example.com. After every call, the request node-soap sent (client.lastRequest,
+// PermissionDeniedFault, AuthenticationFailedFault) and ResetUserPasswords (delivery=return
+// for two named users: items in order, one link ORIGIN/reset/TOKEN with expiresAt a Date,
+// one PermissionDeniedFault item, the counts; the link spent over HTTP, POST
+// /api/password-resets/TOKEN: 200, then 410 on reuse; allInScope with delivery=notify: no
+// link in the items, reset and skipped > 0; the whole call's WrongParametersFault for userId
+// with allInScope, a userId twice, allInScope with delivery=return). Users: callers owner,
+// admin and sales.admin (never changed); changed u-learner, u-learner2 (made temporary, then
+// its own change), u-engineer, u-help (its reset link spent); reset callers admin (u-help,
+// u-owner named) and emea.admin (allInScope: a link for u-learner, killed by its next
+// change; never u-learner2, whose status must show no pending reset); failed sign-ins for
+// owner and nobody@example.com. After every call, the request node-soap sent (client.lastRequest,
 // client.lastRequestHeaders) must be in the port's SOAP version, envelope namespace and
 // Content-Type, and so must the answer's Content-Type; a fault's code must be Client (1.1
 // faultcode) or Sender (1.2 Code/Value). Usage: node client.js http://127.0.0.1:PORT/soap
 // (demo data)
 'use strict';
 const crypto = require('crypto');
+const http = require('http');
 const soap = require('soap');
 
 const ACCOUNT = 'http://myaccount.ispringlearn.com';
@@ -23,6 +32,7 @@ const OWNER = ['owner@example.com', 'Owner-Demo-Pass-7341'];
 const SALES_ADMIN = ['sales.admin@example.com', 'Sales-Demo-Pass-2468'];
 const ADMIN = ['admin@example.com', 'Admin-Demo-Pass-5820'];
 const NOBODY = ['nobody@example.com', 'Nobody-Demo-Pass-0000'];
+const EMEA_ADMIN = ['emea.admin@example.com', 'Emea-Demo-Pass-1357'];
 // Per label: the port, the envelope namespace, the Content-Type media type, the fault code.
 const VERSIONS = {
   'SOAP 1.1': ['UserPasswordSoap11', 'http://schemas.xmlsoap.org/soap/envelope/', 'text/xml', 'Client'],
@@ -237,6 +247,125 @@ async function batch(client, label, calls) {
     { credentials: creds(NOBODY), item: [{ userId: 'u-engineer', password: unused }] }, 'AuthenticationFailedFault');
 }
 
+// POSTs a JSON body to an http URL: resolves to { status, body (parsed JSON, or the text) }.
+function postJson(url, value) {
+  const data = Buffer.from(JSON.stringify(value));
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Content-Length': data.length },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body = text;
+        try { body = JSON.parse(text); } catch (e) { /* not JSON: the text */ }
+        resolve({ status: res.statusCode, body });
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+const asList = (v) => (v === undefined || v === null ? [] : Array.isArray(v) ? v : [v]);
+const isTrue = (v) => v === true || v === 'true';
+const isFalse = (v) => v === false || v === 'false';
+
+// ResetUserPasswords: delivery=return for named users (a link spent over HTTP), allInScope
+// with notify, and the typed faults of the whole call.
+async function resets(client, label, calls, endpoint) {
+  const origin = new URL(endpoint).origin;
+  resetExchange(client);
+  const result = await calls.ResetUserPasswords({
+    credentials: creds(ADMIN), userId: ['u-help', 'u-owner'], delivery: 'return',
+  });
+  checkVersion(client, `${label}: ResetUserPasswords`, label);
+  const items = asList(result && result.item);
+  check(`${label}: ResetUserPasswords (return) answers one item per named user, in order`,
+    JSON.stringify(items.map((i) => i.userId)) === JSON.stringify(['u-help', 'u-owner']), JSON.stringify(result));
+  check(`${label}: ResetUserPasswords (return) counts reset=1 skipped=1`,
+    result && result.reset === 1 && result.skipped === 1,
+    `reset=${JSON.stringify(result && result.reset)} skipped=${JSON.stringify(result && result.skipped)}`);
+  let link = null;
+  if (items.length > 0) {
+    const item = items[0];
+    const problems = [];
+    if (!isTrue(item.success) || item.fault !== undefined) {
+      problems.push(`success=${JSON.stringify(item.success)} fault=${JSON.stringify(item.fault)}`);
+    }
+    const escaped = origin.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    if (typeof item.link !== 'string' || !new RegExp(`^${escaped}/reset/[A-Za-z0-9_-]{20,}$`).test(item.link)) {
+      problems.push(`link=${JSON.stringify(item.link)} is not ${origin}/reset/TOKEN`);
+    } else {
+      link = item.link;
+    }
+    if (!(item.expiresAt instanceof Date) || Number.isNaN(item.expiresAt.getTime())) {
+      problems.push(`expiresAt=${JSON.stringify(item.expiresAt)} is not a Date`);
+    } else if (item.expiresAt.getTime() <= Date.now()) {
+      problems.push(`expiresAt=${item.expiresAt.toISOString()} is not in the future`);
+    }
+    check(`${label}: reset item 1 (u-help: a link, expiresAt a Date)`, problems.length === 0, problems.join('; '));
+  }
+  if (items.length > 1) {
+    const item = items[1];
+    const problems = [];
+    if (!isFalse(item.success) || item.link !== undefined || item.expiresAt !== undefined) {
+      problems.push(`success=${JSON.stringify(item.success)} link=${item.link} expiresAt=${item.expiresAt}`);
+    }
+    const f = item.fault;
+    if (!f || f.type !== 'PermissionDeniedFault' || f.code !== 'PERMISSION_DENIED' || f.reason !== 'OUTRANKS_CALLER' || !f.message) {
+      problems.push(`fault ${JSON.stringify(f)}`);
+    }
+    check(`${label}: reset item 2 (u-owner: PermissionDeniedFault OUTRANKS_CALLER, no link)`, problems.length === 0,
+      problems.join('; '));
+  }
+  if (link !== null) {
+    // Spent as an LMS hosting its own form would: u-help's password changes (no later
+    // stage signs in as u-help); a second use is refused.
+    const api = `${origin}/api/password-resets/${link.split('/').pop()}`;
+    const first = await postJson(api, { password: newPassword() });
+    check(`${label}: the returned link spent over HTTP: 200 {"success":true}`,
+      first.status === 200 && first.body && first.body.success === true, `${first.status} ${JSON.stringify(first.body)}`);
+    const again = await postJson(api, { password: newPassword() });
+    check(`${label}: the spent link used again: 410`, again.status === 410, `${again.status} ${JSON.stringify(again.body)}`);
+  }
+  // allInScope, delivery=notify: the d-emea admin's reach is u-learner (a link, sent to the
+  // user) and u-trainer, u-former, u-sso (skipped); items only for the skipped.
+  resetExchange(client);
+  const all = await calls.ResetUserPasswords({ credentials: creds(EMEA_ADMIN), allInScope: true, delivery: 'notify' });
+  checkVersion(client, `${label}: ResetUserPasswords allInScope`, label);
+  const skippedItems = asList(all && all.item);
+  const problems = [];
+  for (const i of skippedItems) {
+    if (i.link !== undefined) problems.push(`${i.userId}: link ${i.link}`);
+    if (!isFalse(i.success) || !i.fault || i.fault.type !== 'PermissionDeniedFault') {
+      problems.push(`${i.userId}: success=${JSON.stringify(i.success)} fault=${JSON.stringify(i.fault)}`);
+    }
+  }
+  if (!(all && Number.isInteger(all.reset) && Number.isInteger(all.skipped) && all.reset > 0 && all.skipped > 0
+    && all.skipped === skippedItems.length)) {
+    problems.push(`reset=${all && all.reset} skipped=${all && all.skipped} with ${skippedItems.length} items`);
+  }
+  check(`${label}: ResetUserPasswords allInScope (notify): no link, only skipped items, counts > 0`,
+    problems.length === 0, `${problems.join('; ')} ${JSON.stringify(all)}`);
+  // Whole-call faults (decided before anyone is reset).
+  await expectFault(client, label, calls.ResetUserPasswords,
+    `${label}: ResetUserPasswords WrongParametersFault (userId and allInScope)`,
+    { credentials: creds(EMEA_ADMIN), userId: ['u-learner'], allInScope: true }, 'WrongParametersFault', { parameter: 'userId' });
+  check(`${label}: that request held both userId and allInScope`,
+    /<(?:[\w.-]+:)?userId>/.test(client.lastRequest || '') && /<(?:[\w.-]+:)?allInScope>true</.test(client.lastRequest || ''),
+    client.lastRequest);
+  await expectFault(client, label, calls.ResetUserPasswords,
+    `${label}: ResetUserPasswords WrongParametersFault (a userId twice)`,
+    { credentials: creds(EMEA_ADMIN), userId: ['u-learner', 'u-learner'], delivery: 'return' },
+    'WrongParametersFault', { parameter: 'userId' });
+  await expectFault(client, label, calls.ResetUserPasswords,
+    `${label}: ResetUserPasswords WrongParametersFault (allInScope, delivery=return)`,
+    { credentials: creds(EMEA_ADMIN), allInScope: true, delivery: 'return' }, 'WrongParametersFault', { parameter: 'delivery' });
+}
+
 async function main(endpoint) {
   // disableCache: node-soap caches the parsed WSDL by URL and a client sets
   // forceSoap12Headers on that shared WSDL, so with the cache the 1.2 client would turn the
@@ -248,7 +377,7 @@ async function main(endpoint) {
   for (const [label, client] of Object.entries(ports)) {
     const port = VERSIONS[label][0];
     const calls = {};
-    for (const name of ['UpdateUserPassword', 'UpdateUserPasswords', 'GetUserPasswordStatus']) {
+    for (const name of ['UpdateUserPassword', 'UpdateUserPasswords', 'GetUserPasswordStatus', 'ResetUserPasswords']) {
       const op = client.UserPasswordService[port][name];
       calls[name] = (args) => new Promise((resolve, reject) => {
         op(args, (err, result) => (err ? reject(err) : resolve(result)));
@@ -276,6 +405,11 @@ async function main(endpoint) {
       } catch (err) {
         check(`${label}: ${part.name}`, false, `raised ${err && err.message}`);
       }
+    }
+    try {
+      await resets(client, label, calls, endpoint);
+    } catch (err) {
+      check(`${label}: resets`, false, `raised ${err && err.message}`);
     }
   }
   console.log(`node-soap: ${passed} passed, ${failed} failed`);
