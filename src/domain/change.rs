@@ -36,23 +36,35 @@ impl PasswordChange {
     ) -> Result<Self, ParameterError> {
         let user_id = user_id.ok_or_else(|| ParameterError::missing(fields.user_id))?;
         let user_id = UserId::parse(fields.user_id, user_id)?;
-        let password = password.ok_or_else(|| ParameterError::missing(fields.password))?;
-        let new_password = Password::parse(fields.password, password)?;
-        if let Some(confirm) = confirm {
-            if !Password::normalise(confirm).matches(&new_password) {
-                return Err(ParameterError {
-                    parameter: fields.confirm,
-                    message: format!("{} does not match password", fields.confirm),
-                    violations: vec![Violation::ConfirmMismatch],
-                });
-            }
-        }
+        let new_password = confirmed_password(fields, password, confirm)?;
         Ok(PasswordChange {
             user_id,
             new_password,
             temporary: temporary.unwrap_or(false),
         })
     }
+}
+
+/// A new password as every front door reads it: parsed, and its confirmation, when sent,
+/// equal to it after NFKC normalisation (like every password comparison). Only the
+/// `password` and `confirm` names of `fields` are used.
+pub fn confirmed_password(
+    fields: &ChangeFields,
+    password: Option<&str>,
+    confirm: Option<&str>,
+) -> Result<Password, ParameterError> {
+    let password = password.ok_or_else(|| ParameterError::missing(fields.password))?;
+    let new_password = Password::parse(fields.password, password)?;
+    if let Some(confirm) = confirm {
+        if !Password::normalise(confirm).matches(&new_password) {
+            return Err(ParameterError {
+                parameter: fields.confirm,
+                message: format!("{} does not match password", fields.confirm),
+                violations: vec![Violation::ConfirmMismatch],
+            });
+        }
+    }
+    Ok(new_password)
 }
 
 /// `UpdateUserPasswords` (contract §11.2): one sign-in, then each item on its own.

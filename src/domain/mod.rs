@@ -14,7 +14,10 @@ mod policy;
 mod reset;
 mod role;
 
-pub use change::{BatchFields, ChangeFields, PasswordChange, UpdatePasswordsRequest, batch_items};
+pub use change::{
+    BatchFields, ChangeFields, PasswordChange, UpdatePasswordsRequest, batch_items,
+    confirmed_password,
+};
 pub use client::ClientAddress;
 pub use error::{AuthFailure, DenyReason, Outcome, ParameterError, ServiceError, Violation};
 pub use fields::{AccountUrl, Email, UserId};

@@ -75,17 +75,17 @@ pub fn build(
                 .wrap(from_fn(refuse_ambiguous_framing))
                 .configure(routes::configure);
             let expect_state = state.clone();
+            let expect_hook = fn_service(move |req: Request| {
+                let state = expect_state.clone();
+                async move { expect_continue(req, &state).await }
+            });
             let limiter = limiter.clone();
             HttpService::build()
                 .keep_alive(keep_alive)
                 .client_request_timeout(head_timeout)
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .local_addr(local)
-                // ok: actix-http's `Expect: 100-continue` hook, not Option::expect
-                .expect(fn_service(move |req: Request| {
-                    let state = expect_state.clone();
-                    async move { expect_continue(req, &state).await }
-                }))
+                .expect(expect_hook) // ok: actix-http's Expect hook, not Option::expect
                 .on_connect_ext(
                     move |io: &actix_web::rt::net::TcpStream, ext: &mut Extensions| {
                         limiter.admit(io, ext)

@@ -17,8 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::domain::{
-    Call, LinkChangeRequest, ParameterError, Password, PasswordPolicy, Reply, RequestContext,
-    ResetToken, ServiceError, Violation,
+    Call, ChangeFields, LinkChangeRequest, ParameterError, Password, PasswordPolicy, Reply,
+    RequestContext, ResetToken, ServiceError, Violation, confirmed_password,
 };
 use crate::front::{Answer, CallLog, Incoming};
 use crate::service::Service;
@@ -29,6 +29,12 @@ pub const STYLESHEET: &str = include_str!("../../assets/reset.css");
 const HTML: &str = "text/html; charset=utf-8";
 const CSRF_COOKIE: &str = "soap_passwd_csrf";
 const OPERATION: &str = "ResetForm";
+/// The form's fields as its refusals name them (`userId` is the link's, never asked).
+const FIELDS: ChangeFields = ChangeFields {
+    user_id: "userId",
+    password: "password",
+    confirm: "passwordConfirm",
+};
 
 #[derive(Template)]
 #[template(path = "reset_form.html")]
@@ -233,36 +239,43 @@ pub async fn submit(
     }
     let csrf = posted.csrf.unwrap_or_default();
     let link = ResetToken::from_link(token);
-    // The policy to state again if the password is refused (and the link's check).
-    let policy = match service.inspect_link(&link, ctx).await {
-        Ok(policy) => policy,
-        Err(ServiceError::LinkInvalid) => return invalid(),
-        Err(error) => return failure(&error),
-    };
-    let call = parse(&posted.password, &posted.password_confirm).map(|new_password| {
-        Call::ChangeByLink(LinkChangeRequest {
-            token: link,
-            new_password,
-        })
-    });
-    let attempt = match call {
-        Ok(call) => service.handle(call, ctx).await,
-        Err(error) => service.reject(OPERATION, error.into(), ctx).await,
+    let attempt = match parse(&posted.password, &posted.password_confirm) {
+        // The service finds the link itself (once): only a refused password needs its
+        // policy to state again.
+        Ok(new_password) => {
+            let call = Call::ChangeByLink(LinkChangeRequest {
+                token: link,
+                new_password,
+            });
+            service.handle(call, ctx).await
+        }
+        Err(error) => {
+            // A dead link is said before an incomplete form.
+            if let Err(e) = service.inspect_link(&link, ctx).await {
+                return link_failure(&e);
+            }
+            service.reject(OPERATION, error.into(), ctx).await
+        }
     };
     let outcome = attempt.outcome();
     let mut answer = match &attempt.result {
         Ok(Reply::PasswordUpdated) => page(200, render(&DonePage), OPERATION),
         Ok(_) => failure(&ServiceError::internal("unexpected reply")),
-        Err(ServiceError::WrongParameters(p)) => form(
-            token,
-            &csrf,
-            &policy,
-            in_words(p, &policy),
-            400,
-            secure(incoming),
-        ),
-        Err(ServiceError::LinkInvalid) => invalid(),
-        Err(error) => failure(error),
+        Err(ServiceError::WrongParameters(p)) => {
+            let link = ResetToken::from_link(token);
+            match service.inspect_link(&link, ctx).await {
+                Ok(policy) => form(
+                    token,
+                    &csrf,
+                    &policy,
+                    in_words(p, &policy),
+                    400,
+                    secure(incoming),
+                ),
+                Err(e) => link_failure(&e),
+            }
+        }
+        Err(error) => link_failure(error),
     };
     answer.log = CallLog {
         operation: OPERATION,
@@ -278,24 +291,17 @@ fn parse(
     password: &Option<SecretString>,
     confirm: &Option<SecretString>,
 ) -> Result<Password, ParameterError> {
+    // A browser sends empty fields: an empty password is a missing one, and the
+    // confirmation is always there (empty, it differs).
     let password = password
         .as_ref()
         .map(ExposeSecret::expose_secret)
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ParameterError::missing("password"))?;
-    let new_password = Password::parse("password", password)?;
+        .filter(|p| !p.is_empty());
     let confirm = confirm
         .as_ref()
         .map(ExposeSecret::expose_secret)
         .unwrap_or_default();
-    if !Password::normalise(confirm).matches(&new_password) {
-        return Err(ParameterError {
-            parameter: "passwordConfirm",
-            message: "passwordConfirm does not match password".into(),
-            violations: vec![Violation::ConfirmMismatch],
-        });
-    }
-    Ok(new_password)
+    confirmed_password(&FIELDS, password, Some(confirm))
 }
 
 /// Every reason a password was refused, in words (contract §12: not codes only).
@@ -322,6 +328,14 @@ fn in_words(p: &ParameterError, policy: &PasswordPolicy) -> Vec<String> {
             Violation::ConfirmMismatch => "The two passwords you typed differ.".into(),
         })
         .collect()
+}
+
+/// The page of an invalid link, or of another failure.
+fn link_failure(error: &ServiceError) -> Answer {
+    match error {
+        ServiceError::LinkInvalid => invalid(),
+        error => failure(error),
+    }
 }
 
 fn failure(error: &ServiceError) -> Answer {

@@ -18,7 +18,7 @@ use crate::domain::{
     AccountUrl, AuthFailure, BatchFields, Call, ChangeFields, Credentials, Email, ItemResult,
     LinkChangeRequest, Login, ParameterError, Password, PasswordChange, PasswordStatusRequest,
     Reply, RequestContext, ResetRequest, ResetToken, ServiceError, UpdatePasswordRequest,
-    UpdatePasswordsRequest, UserId, batch_items, delivery, reset_targets,
+    UpdatePasswordsRequest, UserId, batch_items, confirmed_password, delivery, reset_targets,
 };
 use crate::front::{Answer, CallLog, Incoming, TransportError};
 use crate::service::{Attempt, Service};
@@ -302,20 +302,13 @@ fn reset_passwords(
 )]
 fn change_by_link(token: &str, body: &[u8]) -> Result<Call, ServiceError> {
     let body: LinkChangeBody = json(body)?;
-    let password = body
-        .password
-        .ok_or_else(|| ParameterError::missing("password"))?;
-    let new_password = Password::parse("password", password.expose_secret())?;
-    if let Some(confirm) = body.password_confirm {
-        if !Password::normalise(confirm.expose_secret()).matches(&new_password) {
-            return Err(ParameterError {
-                parameter: "passwordConfirm",
-                message: "passwordConfirm does not match password".into(),
-                violations: vec![crate::domain::Violation::ConfirmMismatch],
-            }
-            .into());
-        }
-    }
+    let new_password = confirmed_password(
+        &CHANGE_FIELDS,
+        body.password.as_ref().map(ExposeSecret::expose_secret),
+        body.password_confirm
+            .as_ref()
+            .map(ExposeSecret::expose_secret),
+    )?;
     Ok(Call::ChangeByLink(LinkChangeRequest {
         token: ResetToken::from_link(token),
         new_password,

@@ -304,23 +304,24 @@ fn departments_reached_by(conn: &Connection, user_id: i64) -> Result<Vec<i64>, S
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Of the target's department and the departments the target reaches, those that lie in
-/// the caller's scope. Walks up from each starting department to the root (cost grows
-/// with depth, not with the size of the tree); `UNION` stops a cycle from looping.
-fn covered_departments(
-    conn: &Connection,
-    caller_id: i64,
-    target_id: i64,
-) -> Result<HashSet<i64>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+/// The departments caller `?N` administers or holds `change_password` over (each the root
+/// of a subtree of the caller's scope, contract §5 rule 4), as a `SELECT` for a CTE.
+pub(super) fn scope_roots(caller_parameter: &str) -> String {
+    format!(
+        "SELECT department_id FROM user_manages WHERE user_id = {caller_parameter}
+         UNION
+         SELECT ur.department_id FROM user_roles ur
+           JOIN role_permissions rp
+             ON rp.role_id = ur.role_id AND rp.permission = 'change_password'
+          WHERE ur.user_id = {caller_parameter}"
+    )
+}
+
+/// The statement of [`covered_departments`], built once.
+static COVERED_DEPARTMENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         "WITH RECURSIVE
-           scope(dept) AS (
-             SELECT department_id FROM user_manages WHERE user_id = ?1
-             UNION
-             SELECT ur.department_id FROM user_roles ur
-               JOIN role_permissions rp
-                 ON rp.role_id = ur.role_id AND rp.permission = 'change_password'
-              WHERE ur.user_id = ?1),
+           scope(dept) AS ({}),
            starts(dept) AS (
              SELECT department_id FROM users WHERE id = ?2
              UNION SELECT department_id FROM user_manages WHERE user_id = ?2
@@ -331,7 +332,19 @@ fn covered_departments(
              SELECT up.start, d.parent_id FROM up JOIN departments d ON d.id = up.dept
               WHERE d.parent_id IS NOT NULL)
          SELECT DISTINCT up.start FROM up JOIN scope ON scope.dept = up.dept",
-    )?;
+        scope_roots("?1")
+    )
+});
+
+/// Of the target's department and the departments the target reaches, those that lie in
+/// the caller's scope. Walks up from each starting department to the root (cost grows
+/// with depth, not with the size of the tree); `UNION` stops a cycle from looping.
+fn covered_departments(
+    conn: &Connection,
+    caller_id: i64,
+    target_id: i64,
+) -> Result<HashSet<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(&COVERED_DEPARTMENTS)?;
     let rows = stmt.query_map(params![caller_id, target_id], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

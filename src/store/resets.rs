@@ -199,13 +199,7 @@ pub(super) fn reach_page(
         // with their subtrees (walked down once per page through the parent index).
         format!(
             "WITH RECURSIVE
-               roots(dept) AS (
-                 SELECT department_id FROM user_manages WHERE user_id = ?2
-                 UNION
-                 SELECT ur.department_id FROM user_roles ur
-                   JOIN role_permissions rp
-                     ON rp.role_id = ur.role_id AND rp.permission = 'change_password'
-                  WHERE ur.user_id = ?2),
+               roots(dept) AS ({roots}),
                scope(dept) AS (
                  SELECT dept FROM roots
                  UNION
@@ -220,7 +214,8 @@ pub(super) fn reach_page(
               WHERE u.department_id IN (SELECT dept FROM scope)
                 AND (u.department_id, u.id) > (?3, ?4)
                 AND u.account_id = ?1 AND u.id <> ?2
-              ORDER BY u.department_id, u.id LIMIT ?5"
+              ORDER BY u.department_id, u.id LIMIT ?5",
+            roots = super::directory::scope_roots("?2")
         )
     };
     let mut stmt = conn.prepare_cached(&sql)?;
