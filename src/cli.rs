@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the SOAP endpoint.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Load a provisioning file (JSON) into the database, all or nothing.
     Import(ImportArgs),
     /// Print the audit trail: every attempt, successful or not.
@@ -235,6 +235,30 @@ struct ServeArgs {
     /// How long a reset link lives (e.g. 90s, 30m, 1h, 7d; at most 7 days).
     #[arg(long, env = "SOAP_PASSWD_RESET_TTL", default_value = "1h", value_parser = parse_reset_ttl)]
     reset_ttl: std::time::Duration,
+    /// Mail each event to its user through this SMTP server (contract §14):
+    /// smtp://HOST[:PORT] (plain, or with ?tls=required for STARTTLS), smtps://HOST[:PORT]
+    /// (TLS), optionally with USER:PASSWORD@ before the host. Without it, events wait for
+    /// `soap-passwd events`.
+    #[arg(
+        long,
+        env = "SOAP_PASSWD_SMTP_URL",
+        value_name = "URL",
+        requires = "smtp_from",
+        hide_env_values = true
+    )]
+    smtp_url: Option<String>,
+    /// The sender of those mails, e.g. 'soap-passwd <noreply@example.com>'.
+    #[arg(
+        long,
+        env = "SOAP_PASSWD_SMTP_FROM",
+        value_name = "ADDRESS",
+        requires = "smtp_url"
+    )]
+    smtp_from: Option<String>,
+    /// The longest wait between retries while the SMTP server is unreachable (the first
+    /// is 1 s, doubling), e.g. 30s, 5m.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    smtp_retry_max: std::time::Duration,
     #[command(flatten)]
     hash: HashArgs,
     /// Longest time, in seconds, to receive a request body (slower: a fault, HTTP 408).
@@ -308,7 +332,7 @@ fn run() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => serve(args).map_err(Stop::Failed),
+        Command::Serve(args) => serve(*args).map_err(Stop::Failed),
         Command::Import(args) => import(args),
         Command::Audit(args) => audit(args),
         Command::Events(args) => events(args),
@@ -374,6 +398,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     settings.audit_retention = args.audit_retention.0;
     settings.hash_wait = args.hash_wait;
     settings.reset_ttl = args.reset_ttl;
+    if let (Some(url), Some(from)) = (&args.smtp_url, &args.smtp_from) {
+        settings.mail = Some(
+            crate::notify::MailSettings::new(url, from, args.smtp_retry_max)
+                .map_err(|e| e.to_string())?,
+        );
+    }
     settings.hash = args.hash.params()?;
     settings.body_limit = usize::try_from(args.body_limit).map_err(|e| e.to_string())?;
     settings.limits =

@@ -54,6 +54,8 @@ pub struct Settings {
     pub audit_retention: Option<Duration>,
     /// How long a reset link lives.
     pub reset_ttl: Duration,
+    /// Where the outbox is mailed (`None`: events wait for the `events` command).
+    pub mail: Option<crate::notify::MailSettings>,
 }
 
 /// The number of cores this process may use.
@@ -88,6 +90,7 @@ impl Settings {
             max_connections_per_address: 256,
             audit_retention: Some(crate::store::DEFAULT_RETENTION),
             reset_ttl: crate::service::DEFAULT_RESET_TTL,
+            mail: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use actix_web::web;
 use crate::config::Settings;
 use crate::crypto::PasswordHasher;
 use crate::http::{self, AppState, ServerOptions};
+use crate::notify::Mailer;
 use crate::service::Service;
 use crate::store::{AuditSink, AuditWriter, Store, StoreError, Upkeep};
 
@@ -35,6 +36,9 @@ pub struct Application {
     server: Server,
     audit_writer: AuditWriter,
     store: Store,
+    /// The mail sender, when `--smtp-url` is given.
+    mailer: Option<Mailer>,
+    shutdown_timeout: Duration,
 }
 
 /// Opens the database at the settings' path.
@@ -127,11 +131,20 @@ impl Application {
                 addr: settings.bind.clone(),
                 source,
             })?;
+        let mailer = match &settings.mail {
+            Some(mail) => Some(
+                Mailer::start(store.clone(), mail.clone())
+                    .map_err(|e| StartupError::Other(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Application {
             port,
             server,
             audit_writer,
             store,
+            mailer,
+            shutdown_timeout: settings.shutdown_timeout,
         })
     }
 
@@ -154,6 +167,9 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
+        if let Some(mailer) = self.mailer {
+            mailer.stop(self.shutdown_timeout).await;
+        }
         let writer = self.audit_writer;
         let store = self.store;
         // No request runs any more: write the queued audit rows, then fold the WAL into

@@ -7,6 +7,7 @@
 mod audit;
 mod directory;
 mod import;
+mod outbox;
 mod resets;
 mod schema;
 mod throttle;
@@ -27,9 +28,10 @@ pub use import::{
     AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
     RolePlan, UserPlan,
 };
+pub use outbox::Claimed;
 pub use resets::{LinkOwner, ReachCursor, ReachedUser, ResetRecord};
 pub use throttle::{LockCache, LockStarted, Settlement, ThrottleKey};
-pub use trail::{AuditEntry, AuditFilter, PasswordChangedEvent};
+pub use trail::{AuditEntry, AuditFilter, OutboxEvent};
 
 /// One sign-in's counters: the (account, e-mail) pair, the client address (none when
 /// allowlisted), the reservation id, and the rules they follow.
@@ -405,7 +407,7 @@ impl Store {
     }
 
     /// Unacknowledged `password_changed` events with an id above `after`, oldest first.
-    pub fn events_after(&self, after: i64) -> Result<Vec<PasswordChangedEvent>, StoreError> {
+    pub fn events_after(&self, after: i64) -> Result<Vec<OutboxEvent>, StoreError> {
         self.call_blocking(|conn| trail::events_after(conn, after))
     }
 
@@ -413,6 +415,30 @@ impl Store {
     pub fn ack_events(&self, id: i64) -> Result<usize, StoreError> {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         self.write_blocking(|conn| trail::ack(conn, id, &now))
+    }
+
+    /// Claims up to `limit` events due for mail at `now_ms` until `lease_until_ms`.
+    pub async fn claim_mail(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.write(move |conn| outbox::claim_due(conn, now_ms, lease_until_ms, limit))
+            .await
+    }
+
+    /// Acknowledges the delivered event `id`; false if it already was.
+    pub async fn ack_mailed(&self, id: i64) -> Result<bool, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.write(move |conn| outbox::ack_one(conn, id, &now))
+            .await
+    }
+
+    /// Leaves the event `id` unacknowledged, due again at `next_ms`.
+    pub async fn defer_mail(&self, id: i64, next_ms: i64) -> Result<(), StoreError> {
+        self.write(move |conn| outbox::defer(conn, id, next_ms))
+            .await
     }
 
     /// Folds the write-ahead log into the database file, so the file is complete on its

@@ -188,6 +188,15 @@ ALTER TABLE events ADD COLUMN link TEXT;
 ALTER TABLE events ADD COLUMN link_expires_at TEXT;
 "#;
 
+/// Mail delivery of the outbox (contract §14): the attempts made and when the next may be
+/// made (Unix ms; while a sender holds an event, the end of its claim). The partial index
+/// keeps finding the unacknowledged events cheap however many acknowledged ones are kept.
+const V7: &str = r#"
+ALTER TABLE events ADD COLUMN mail_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN mail_next_at INTEGER;
+CREATE INDEX events_unacked ON events(id) WHERE acked_at IS NULL;
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -197,6 +206,7 @@ pub fn migrations() -> Migrations<'static> {
         M::up(V4),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
     ])
 }
 

@@ -35,9 +35,10 @@ pub struct AuditFilter {
     pub since: Option<String>,
 }
 
-/// One `password_changed` event for notifiers (ASVS 2.5.5).
-#[derive(Debug, Clone, Serialize)]
-pub struct PasswordChangedEvent {
+/// One event of the outbox (contract §14): `password_changed` (ASVS 2.5.5) or
+/// `password_reset_requested`, for the mail sender and the `events` command.
+#[derive(Clone, Serialize)]
+pub struct OutboxEvent {
     pub id: i64,
     pub at: String,
     pub kind: String,
@@ -91,35 +92,53 @@ pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(super) fn events_after(
-    conn: &Connection,
-    after: i64,
-) -> Result<Vec<PasswordChangedEvent>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT e.id, e.at, e.kind, a.url, u.ext_id, u.email, e.credential_version, e.request_id,
-                e.via, e.temporary, e.link, e.link_expires_at
+/// The link is a bearer secret: never in a `Debug` rendering (nor, so, in a log line).
+impl std::fmt::Debug for OutboxEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxEvent")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("user_id", &self.user_id)
+            .field("credential_version", &self.credential_version)
+            .field("via", &self.via)
+            .field("link", &self.link.as_ref().map(|_| "<redacted>"))
+            .field("link_expires_at", &self.link_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The columns of an [`OutboxEvent`], in [`event_from_row`]'s order (`e`: events).
+pub(super) const EVENT_COLUMNS: &str =
+    "e.id, e.at, e.kind, a.url, u.ext_id, u.email, e.credential_version, e.request_id,
+     e.via, e.temporary, e.link, e.link_expires_at";
+
+pub(super) fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEvent> {
+    Ok(OutboxEvent {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        kind: r.get(2)?,
+        account: r.get(3)?,
+        user_id: r.get(4)?,
+        email: r.get(5)?,
+        credential_version: r.get(6)?,
+        request_id: r.get(7)?,
+        via: r.get(8)?,
+        temporary: r.get(9)?,
+        link: r.get(10)?,
+        link_expires_at: r.get(11)?,
+    })
+}
+
+pub(super) fn events_after(conn: &Connection, after: i64) -> Result<Vec<OutboxEvent>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {EVENT_COLUMNS}
            FROM events e
            JOIN accounts a ON a.id = e.account_id
            JOIN users u ON u.id = e.user_id
           WHERE e.id > ?1 AND e.acked_at IS NULL
-          ORDER BY e.id",
-    )?;
-    let rows = stmt.query_map([after], |r| {
-        Ok(PasswordChangedEvent {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            kind: r.get(2)?,
-            account: r.get(3)?,
-            user_id: r.get(4)?,
-            email: r.get(5)?,
-            credential_version: r.get(6)?,
-            request_id: r.get(7)?,
-            via: r.get(8)?,
-            temporary: r.get(9)?,
-            link: r.get(10)?,
-            link_expires_at: r.get(11)?,
-        })
-    })?;
+          ORDER BY e.id"
+    ))?;
+    let rows = stmt.query_map([after], event_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
