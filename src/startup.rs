@@ -131,6 +131,13 @@ impl Application {
                 addr: settings.bind.clone(),
                 source,
             })?;
+        if settings.mail.is_some() && settings.public_url.is_none() {
+            log::warn!(
+                "mail: without --public-url, a mailed reset link takes the host of the request \
+                 that asked for it (its Host header); set --public-url to the address users \
+                 reach, so that no caller can have links to another host mailed"
+            );
+        }
         let mailer = match &settings.mail {
             Some(mail) => Some(
                 Mailer::start(store.clone(), mail.clone())

@@ -98,9 +98,14 @@ pub fn reset_targets(
             Ok(ResetTargets::Users(ids))
         }
         (None, true) => Ok(ResetTargets::AllInScope),
-        _ => Err(ParameterError::new(
+        (Some(users), true) if !users.is_empty() => Err(ParameterError::new(
             users_parameter,
             "name the users to reset, or send allInScope, not both",
+        )),
+        // `allInScope` false (or no target at all) is the same as sending nothing.
+        _ => Err(ParameterError::new(
+            users_parameter,
+            "name the users to reset, or send allInScope true",
         )),
     }
 }

@@ -96,6 +96,9 @@ const POLL: Duration = Duration::from_millis(500);
 /// attempt up to this (the address may be fixed, the mailbox created).
 const REFUSED_MAX: Duration = Duration::from_secs(6 * 3600);
 
+/// How often a continuing outage is logged again.
+const OUTAGE_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// The running sender; [`Mailer::stop`] ends it.
 pub struct Mailer {
     stop: watch::Sender<bool>,
@@ -169,8 +172,10 @@ fn backoff(first: Duration, attempts: u32, cap: Duration) -> Duration {
 
 impl Sender {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
-        // Consecutive rounds in which the server could not be reached.
+        // Consecutive rounds in which the server could not be reached, and when that
+        // was last said.
         let mut outage: u32 = 0;
+        let mut warned = tokio::time::Instant::now();
         while !*stopped.borrow() {
             let pause = match self.round(outage).await {
                 Ok(Round::Idle) => POLL,
@@ -183,8 +188,9 @@ impl Sender {
                 }
                 Ok(Round::Unreachable(why)) => {
                     let wait = backoff(Duration::from_secs(1), outage, self.settings.retry_max);
-                    // One warning at the start of an outage, then one per capped wait.
-                    if outage == 0 || wait == self.settings.retry_max {
+                    // One warning at the start of an outage, then one a minute at most.
+                    if outage == 0 || warned.elapsed() >= OUTAGE_WARNING_EVERY {
+                        warned = tokio::time::Instant::now();
                         log::warn!(
                             "mail: cannot send through {} ({why}); the events wait, \
                              retrying in {}",

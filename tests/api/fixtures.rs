@@ -107,6 +107,13 @@ fn request_fixtures_get_exactly_the_response_fixtures() {
         ("temporary.xml", "success-soap11.xml", 200),
         ("operation-name-alias.xml", "success-soap11.xml", 200),
         ("passwordconfirm-nil.xml", "success-soap11.xml", 200),
+        ("reset-return.xml", "reset-return.xml", 200),
+        ("reset-all-in-scope.xml", "reset-all-in-scope.xml", 200),
+        (
+            "reset-all-in-scope-return-soap12.xml",
+            "reset-all-in-scope-return-soap12.xml",
+            400,
+        ),
     ];
     let app = spawn_app();
     for (request, response, status) in cases {
@@ -118,11 +125,31 @@ fn request_fixtures_get_exactly_the_response_fixtures() {
         };
         let reply = app.post(version, body);
         assert_eq!(reply.status, status, "{request}: {}", reply.body);
-        // The one volatile field: when the demo directory was imported.
-        let answered = match reply.text("passwordChangedAt") {
+        // The volatile fields: when the demo directory was imported, when a link expires
+        // and the link itself (its shape checked here, its value a placeholder).
+        let mut answered = match reply.text("passwordChangedAt") {
             Some(at) => reply.body.replace(&at, "2026-12-01T10:00:00Z"),
             None => reply.body.clone(),
         };
+        for at in reply.texts("expiresAt") {
+            answered = answered.replace(&at, "2026-12-01T11:00:00Z");
+        }
+        for link in reply.texts("link") {
+            let token = link
+                .strip_prefix(&format!("http://127.0.0.1:{}/reset/", app.port))
+                .unwrap_or_else(|| panic!("{request}: a link elsewhere: {link}"));
+            assert!(
+                token.len() == 43
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{request}: not a 256-bit base64url token: {token}"
+            );
+            answered = answered.replace(
+                &link,
+                "http://localhost:8080/reset/0123456789abcdefghijklmnopqrstuvwxyzABCDEFG",
+            );
+        }
         assert_eq!(
             canonical(&answered),
             canonical(&fixture(&format!("responses/{response}"))),

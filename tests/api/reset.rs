@@ -468,6 +468,7 @@ fn reset_parameters_are_checked_before_the_sign_in() {
             "delivery",
         ),
         (json!({"userIds": "u-learner"}), "userIds"),
+        (json!({"allInScope": false}), "userIds"),
     ] {
         let reply = send(&app, resets((ADMIN.0, ADMIN.1, "not-the-password"), body));
         assert_eq!(
@@ -475,6 +476,43 @@ fn reset_parameters_are_checked_before_the_sign_in() {
             parameter
         );
     }
+}
+
+#[test]
+fn a_caller_whose_password_is_temporary_resets_no_one() {
+    let app = spawn_app();
+    let temp = "Temporary-Pass-4471";
+    let set = send(
+        &app,
+        Call {
+            method: reqwest::Method::PATCH,
+            path: format!("/api/users/{}/password", SALES_ADMIN.0),
+            basic: Some((ADMIN.1, ADMIN.2)),
+            account: Some(ACCOUNT),
+            body: Some(json!({"password": temp, "temporary": true})),
+        },
+    );
+    assert_eq!(set.status, 200, "{}", set.json);
+    // Whoever the call names, itself included, the whole call is refused (§11.1).
+    for body in [
+        json!({"userIds": [LEARNER.0], "delivery": "return"}),
+        json!({"userIds": [SALES_ADMIN.0], "delivery": "return"}),
+        json!({"allInScope": true}),
+    ] {
+        let reply = send(&app, resets((SALES_ADMIN.0, SALES_ADMIN.1, temp), body));
+        assert_eq!(
+            assert_problem(&reply, 403, "PERMISSION_DENIED")["reason"],
+            "PASSWORD_CHANGE_REQUIRED"
+        );
+    }
+    assert_eq!(
+        app.db()
+            .query_row("SELECT count(*) FROM reset_tokens", [], |r| r
+                .get::<_, i64>(0))
+            .unwrap(),
+        0,
+        "no link was issued"
+    );
 }
 
 #[test]

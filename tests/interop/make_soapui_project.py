@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Writes fixtures/soapui-project.xml: a SoapUI project that loads the served WSDL (both
-bindings, each with the three operations UpdateUserPassword, UpdateUserPasswords and
-GetUserPasswordStatus) and holds one request per file in fixtures/requests (verbatim), each
-test step naming the operation its Body element calls (the request element, or the
-operation's own name sent in its place), with assertions on success, on each fault's detail
-element, on each item of a batch result (success, or the item fault's type, code and
-extras) and on the fields of a status result. Re-run after changing a request fixture; a Rust test
-(tests/api/soapui.rs) fails when the project and the fixtures drift apart, and .ci/test
-regenerates the project into a temporary file and fails unless it is byte-identical to
-fixtures/soapui-project.xml (the output is deterministic).
+bindings, each with the four operations UpdateUserPassword, UpdateUserPasswords,
+GetUserPasswordStatus and ResetUserPasswords) and holds one request per file in
+fixtures/requests (verbatim), each test step naming the operation its Body element calls (the
+request element, or the operation's own name sent in its place), with assertions on success,
+on each fault's detail element, on each item of a batch result (success, or the item fault's
+type, code and extras), on the fields of a status result and on a reset result (each item's
+success, the shape of a returned link and its expiry, or the item's fault; the counts). Re-run
+after changing a request fixture; a Rust test (tests/api/soapui.rs) fails when the project and
+the fixtures drift apart, and .ci/test regenerates the project into a temporary file and fails
+unless it is byte-identical to fixtures/soapui-project.xml (the output is deterministic).
 
 Usage: tests/interop/make_soapui_project.py [OUTPUT]   (from the repository root or anywhere;
 OUTPUT defaults to fixtures/soapui-project.xml)
@@ -25,7 +26,7 @@ WSDL_URL = "http://localhost:8080/soap?wsdl"
 ENDPOINT = "http://localhost:8080/soap"
 
 # The operations of the WSDL's port type (both bindings), in the WSDL's order.
-OPERATIONS = ["UpdateUserPassword", "UpdateUserPasswords", "GetUserPasswordStatus"]
+OPERATIONS = ["UpdateUserPassword", "UpdateUserPasswords", "GetUserPasswordStatus", "ResetUserPasswords"]
 
 
 class Batch:
@@ -44,8 +45,21 @@ class Status:
         self.fields = fields
 
 
+class Reset:
+    """A ResetUserPasswordsResult: its items in order, (userId, None) for a user reset (with
+    link: a link {origin}/reset/{token} and its expiresAt; without: expiresAt only, the link
+    went to the user) or (userId, (detail element, {child: value})) for the item's fault;
+    then the counts reset and skipped. A link is random: its shape is asserted, not its value."""
+
+    def __init__(self, *items, link, reset, skipped):
+        self.items = items
+        self.link = link
+        self.reset = reset
+        self.skipped = skipped
+
+
 # Expected outcome per request fixture: None for an UpdateUserPasswordResult with success
-# true, (detail element, {child: value}) for a fault, or a Batch or Status result.
+# true, (detail element, {child: value}) for a fault, or a Batch, Status or Reset result.
 OUTCOMES = {
     "success": None,
     "success-soap12": None,
@@ -68,6 +82,22 @@ OUTCOMES = {
         ("u-nobody", ("UnknownUserFault", {"code": "UNKNOWN_USER"})),
         ("u-learner2", ("WrongParametersFault", {"code": "WRONG_PARAMETERS", "parameter": "password", "violation": "TOO_SHORT"})),
     ),
+    # delivery=return: the link comes back to the caller (reset counts the users reset,
+    # skipped the refused ones).
+    "reset-return": Reset(
+        ("u-trainer", None),
+        ("u-owner", ("PermissionDeniedFault", {"code": "PERMISSION_DENIED", "reason": "OUTRANKS_CALLER"})),
+        ("u-former", ("PermissionDeniedFault", {"code": "PERMISSION_DENIED", "reason": "USER_DEACTIVATED"})),
+        link=True, reset=1, skipped=2,
+    ),
+    # allInScope (delivery=notify): only the skipped users are listed; u-learner, reset, is not.
+    "reset-all-in-scope": Reset(
+        ("u-trainer", ("PermissionDeniedFault", {"code": "PERMISSION_DENIED", "reason": "OUTRANKS_CALLER"})),
+        ("u-former", ("PermissionDeniedFault", {"code": "PERMISSION_DENIED", "reason": "USER_DEACTIVATED"})),
+        ("u-sso", ("PermissionDeniedFault", {"code": "PERMISSION_DENIED", "reason": "EXTERNALLY_MANAGED"})),
+        link=False, reset=1, skipped=3,
+    ),
+    "reset-all-in-scope-return-soap12": ("WrongParametersFault", {"parameter": "delivery"}),
     "status-soap12": Status(
         userId="u-sso", status="active", externallyManaged="true", temporary="false",
         credentialVersion="1", resetPending="false",
@@ -126,25 +156,57 @@ def not_fault(result, path_in_result, expected, name):
     ]
 
 
+def item_assertions(result, items):
+    """The count of a Batch or Reset result's items, and each one's userId, success and fault."""
+    out = [xpath_assertion(f"{len(items)} items", f"exists(//api:{result}[count(api:item) = {len(items)}])", "true")]
+    for n, (user, fault) in enumerate(items, start=1):
+        item = f"//api:{result}/api:item[{n}]"
+        if n > 1:
+            out.append(xpath_assertion(f"item {n} is {user}", f"{item}/api:userId", user))
+        out.append(xpath_assertion(f"item {n} success is {str(fault is None).lower()}", f"{item}/api:success", str(fault is None).lower()))
+        if fault is None:
+            out.append(xpath_assertion(f"item {n} has no fault", f"exists({item}/api:fault)", "false"))
+            continue
+        element, extras = fault
+        out.append(xpath_assertion(f"item {n} fault type is {element}", f"{item}/api:fault/api:type", element))
+        for child, value in extras.items():
+            out.append(xpath_assertion(f"item {n} fault {child} is {value}", f"exists({item}/api:fault/api:{child}[. = '{value}'])", "true"))
+    return out
+
+
+def reset_assertions(result, outcome):
+    """A Reset result: its items (item_assertions), for each user reset an expiresAt in UTC and,
+    with delivery=return, a link {origin}/reset/{token of at least 128 bits, base64url: 22
+    characters or more}; no expiresAt nor link on a refused item; then the counts."""
+    out = []
+    for n, (_user, fault) in enumerate(outcome.items, start=1):
+        item = f"//api:{result}/api:item[{n}]"
+        if fault is not None:
+            out.append(xpath_assertion(f"item {n} has no link nor expiresAt", f"exists({item}/api:link | {item}/api:expiresAt)", "false"))
+            continue
+        out.append(xpath_assertion(f"item {n} expiresAt is a UTC time", f"exists({item}/api:expiresAt[substring(., string-length(.)) = 'Z'])", "true"))
+        if not outcome.link:
+            out.append(xpath_assertion(f"item {n} has no link", f"exists({item}/api:link)", "false"))
+            continue
+        link = f"{item}/api:link"
+        out.append(xpath_assertion(f"item {n} link is http(s)://HOST/reset/TOKEN", f"exists({link}[starts-with(., 'http') and contains(., '://') and contains(., '/reset/')])", "true"))
+        out.append(xpath_assertion(f"item {n} link token is 22 characters or more, without / ? #", f"exists({link}[string-length(substring-after(., '/reset/')) >= 22 and not(contains(substring-after(., '/reset/'), '/')) and not(contains(., '?')) and not(contains(., '#'))])", "true"))
+    if not outcome.link:
+        out.append(xpath_assertion("no link in any item", f"exists(//api:{result}/api:item/api:link)", "false"))
+    out.append(xpath_assertion(f"reset is {outcome.reset}", f"//api:{result}/api:reset", str(outcome.reset)))
+    out.append(xpath_assertion(f"skipped is {outcome.skipped}", f"//api:{result}/api:skipped", str(outcome.skipped)))
+    return out
+
+
 def assertions(operation, outcome):
     result = f"{operation}Result"
     if outcome is None:
         return not_fault(result, "api:success", "true", "success is true")
-    if isinstance(outcome, Batch):
+    if isinstance(outcome, (Batch, Reset)):
         out = not_fault(result, "api:item[1]/api:userId", outcome.items[0][0], f"item 1 is {outcome.items[0][0]}")
-        out.append(xpath_assertion(f"{len(outcome.items)} items", f"exists(//api:{result}[count(api:item) = {len(outcome.items)}])", "true"))
-        for n, (user, fault) in enumerate(outcome.items, start=1):
-            item = f"//api:{result}/api:item[{n}]"
-            if n > 1:
-                out.append(xpath_assertion(f"item {n} is {user}", f"{item}/api:userId", user))
-            out.append(xpath_assertion(f"item {n} success is {str(fault is None).lower()}", f"{item}/api:success", str(fault is None).lower()))
-            if fault is None:
-                out.append(xpath_assertion(f"item {n} has no fault", f"exists({item}/api:fault)", "false"))
-                continue
-            element, extras = fault
-            out.append(xpath_assertion(f"item {n} fault type is {element}", f"{item}/api:fault/api:type", element))
-            for child, value in extras.items():
-                out.append(xpath_assertion(f"item {n} fault {child} is {value}", f"exists({item}/api:fault/api:{child}[. = '{value}'])", "true"))
+        out += item_assertions(result, outcome.items)
+        if isinstance(outcome, Reset):
+            out += reset_assertions(result, outcome)
         return out
     if isinstance(outcome, Status):
         fields = dict(outcome.fields)

@@ -30,13 +30,12 @@ pub(super) async fn run(service: &Service, req: ResetRequest, ctx: &RequestConte
             caller: &signed.caller,
             credentials: &req.credentials,
         };
+        // A caller who must change their own password first may do nothing else (§11.1):
+        // the whole call is refused, whoever it names.
+        required_change_first(&by, false)?;
         match &req.targets {
             ResetTargets::Users(users) => named(service, &by, &req, users, ctx).await,
-            ResetTargets::AllInScope => {
-                // A caller who must change their own password first resets no one else.
-                required_change_first(&by, false)?;
-                all_in_scope(service, &by, &req, ctx).await
-            }
+            ResetTargets::AllInScope => all_in_scope(service, &by, &req, ctx).await,
         }
     }
     .await;
@@ -61,16 +60,10 @@ async fn named(
     let mut items = Vec::with_capacity(users.len());
     let mut records = Vec::new();
     for user_id in users {
-        let own = user_id.as_str() == by.caller.ext_id;
-        let decided = match required_change_first(by, own) {
-            Ok(()) => match service.find_target(by, user_id.as_str()).await {
-                Ok(target) => {
-                    permission::authorise(by.caller, &target, by.account.policy.self_service)
-                        .map(|()| target)
-                        .map_err(ServiceError::PermissionDenied)
-                }
-                Err(e) => Err(e),
-            },
+        let decided = match service.find_target(by, user_id.as_str()).await {
+            Ok(target) => permission::authorise(by.caller, &target, by.account.policy.self_service)
+                .map(|()| target)
+                .map_err(ServiceError::PermissionDenied),
             Err(e) => Err(e),
         };
         let result = match decided {

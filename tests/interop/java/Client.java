@@ -2,10 +2,13 @@
 // generated from the running service's WSDL (tests/interop/legacy_clients.sh runs wsimport on
 // the live URL at run time, into a temporary directory, and compiles this file with them).
 // Over the SOAP 1.1 and the SOAP 1.2 port it calls every operation of the WSDL
-// (UpdateUserPassword, UpdateUserPasswords, GetUserPasswordStatus) through the generated
-// UserPasswordPortType: success, a temporary password and what it forbids, an xsi:nil
-// optional, a non-ASCII password, a mixed batch with per-item faults, the status fields
-// (lockedUntil after a lockout too), and every typed fault as the generated *Fault_Exception
+// (UpdateUserPassword, UpdateUserPasswords, GetUserPasswordStatus, ResetUserPasswords) through
+// the generated UserPasswordPortType: success, a temporary password and what it forbids, an
+// xsi:nil optional, a non-ASCII password, a mixed batch with per-item faults, the status fields
+// (lockedUntil after a lockout too), resets by link (named users with delivery=return: each
+// item's link and expiry or fault, the counts; a returned link's form fetched over HTTP, another
+// link dead once its user's password changes; allInScope with delivery=notify; the whole call's
+// WrongParametersFaults), and every typed fault as the generated *Fault_Exception
 // whose getFaultInfo() bean carries code, parameter, violations, reason. Each port's address
 // is read from the WSDL (and must be the endpoint); the calls go through a byte-for-byte TCP
 // relay that records the exchange, so that after every call the request JAX-WS sent and the
@@ -22,6 +25,7 @@
 import com.ispringlearn.go.services.api.soap.AuthenticationFailedFault;
 import com.ispringlearn.go.services.api.soap.AuthenticationFailedFault_Exception;
 import com.ispringlearn.go.services.api.soap.Credentials;
+import com.ispringlearn.go.services.api.soap.Delivery;
 import com.ispringlearn.go.services.api.soap.GetUserPasswordStatusRequest;
 import com.ispringlearn.go.services.api.soap.GetUserPasswordStatusResult;
 import com.ispringlearn.go.services.api.soap.ItemFault;
@@ -30,6 +34,9 @@ import com.ispringlearn.go.services.api.soap.ObjectFactory;
 import com.ispringlearn.go.services.api.soap.PasswordItem;
 import com.ispringlearn.go.services.api.soap.PermissionDeniedFault;
 import com.ispringlearn.go.services.api.soap.PermissionDeniedFault_Exception;
+import com.ispringlearn.go.services.api.soap.ResetItem;
+import com.ispringlearn.go.services.api.soap.ResetUserPasswordsRequest;
+import com.ispringlearn.go.services.api.soap.ResetUserPasswordsResult;
 import com.ispringlearn.go.services.api.soap.ServerBusyFault;
 import com.ispringlearn.go.services.api.soap.ServerBusyFault_Exception;
 import com.ispringlearn.go.services.api.soap.UnknownUserFault;
@@ -47,6 +54,7 @@ import com.ispringlearn.go.services.api.soap.WrongParametersFault_Exception;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.net.HttpURLConnection;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -152,6 +160,39 @@ public final class Client {
         r.setCredentials(c);
         r.getItem().addAll(Arrays.asList(items));
         return r;
+    }
+
+    static ResetUserPasswordsRequest resetRequest(Credentials c, Delivery delivery, String... userIds) {
+        ResetUserPasswordsRequest r = new ResetUserPasswordsRequest();
+        r.setCredentials(c);
+        r.getUserId().addAll(Arrays.asList(userIds));
+        if (delivery != null) {
+            r.setDelivery(of.createResetUserPasswordsRequestDelivery(delivery));
+        }
+        return r;
+    }
+
+    static ResetUserPasswordsRequest resetAllInScope(Credentials c, Delivery delivery) {
+        ResetUserPasswordsRequest r = resetRequest(c, delivery);
+        r.setAllInScope(true);
+        return r;
+    }
+
+    // A plain HTTP GET (no SOAP): {status, media type, body}; 4xx and 5xx answers are read too.
+    static Object[] httpGet(String url) {
+        try {
+            HttpURLConnection c = (HttpURLConnection) new URL(url).openConnection();
+            c.setConnectTimeout(10000);
+            c.setReadTimeout(30000);
+            int status = c.getResponseCode();
+            InputStream in = status >= 400 ? c.getErrorStream() : c.getInputStream();
+            String body = in == null ? "" : new String(in.readAllBytes(), StandardCharsets.UTF_8);
+            String type = c.getContentType();
+            c.disconnect();
+            return new Object[] {status, type == null ? null : type.split(";")[0].trim().toLowerCase(), body};
+        } catch (Exception e) {
+            return new Object[] {null, null, e.toString()};
+        }
     }
 
     static GetUserPasswordStatusRequest statusRequest(Credentials c, String userId) {
@@ -428,6 +469,32 @@ public final class Client {
                 + " violation=" + f.getViolation() + " reason=" + f.getReason() + "}") + "}";
     }
 
+    static String show(ResetItem i) {
+        if (i == null) {
+            return "null";
+        }
+        ItemFault f = i.getFault();
+        return "{userId=" + i.getUserId() + " success=" + i.isSuccess() + " expiresAt=" + i.getExpiresAt() + " link="
+                + i.getLink() + (f == null ? "" : " fault={type=" + f.getType() + " code=" + f.getCode() + " message="
+                + f.getMessage() + " reason=" + f.getReason() + "}") + "}";
+    }
+
+    static String show(ResetUserPasswordsResult r) {
+        if (r == null) {
+            return "null";
+        }
+        List<String> items = new ArrayList<>();
+        r.getItem().forEach(i -> items.add(show(i)));
+        return "{items=" + items + " reset=" + r.getReset() + " skipped=" + r.getSkipped() + "}";
+    }
+
+    static ResetItem itemOf(ResetUserPasswordsResult r, String userId) {
+        if (r == null) {
+            return null;
+        }
+        return r.getItem().stream().filter(i -> userId.equals(i.getUserId())).findFirst().orElse(null);
+    }
+
     static ItemResult itemOf(UpdateUserPasswordsResult r, String userId) {
         if (r == null) {
             return null;
@@ -617,6 +684,113 @@ public final class Client {
                 "PermissionDeniedFault", "reason", "NOT_IN_SCOPE");
         expectFault(op + "WrongParametersFault (blank userId)",
                 () -> port.getUserPasswordStatus(statusRequest(creds(SALES), " ")),
+                "WrongParametersFault", "parameter", "userId");
+
+        resets();
+    }
+
+    // ResetUserPasswords: links, never a password; the old password works until one is used.
+    // Last, so that no earlier check meets a pending link; no link is spent (u-learner's dies
+    // with its next password change).
+    void resets() {
+        String op = label + ": ResetUserPasswords ";
+        // A link's origin is the request's: the relay's address, where JAX-WS sent the call.
+        String origin = "http://127.0.0.1:" + relay.listener.getLocalPort();
+        List<String> named = List.of("u-trainer", "u-learner", "u-engineer", "u-former");
+        ResetUserPasswordsResult result = callOk(op + "(return) for four named users",
+                () -> port.resetUserPasswords(resetRequest(creds(SALES), Delivery.RETURN, named.toArray(new String[0]))));
+        List<String> order = new ArrayList<>();
+        if (result != null) {
+            result.getItem().forEach(i -> order.add(i.getUserId()));
+        }
+        check(op + "(return) answers one item per named user, in order", order.equals(named), show(result));
+        check(op + "(return) counts reset=2 skipped=2",
+                result != null && result.getReset() == 2 && result.getSkipped() == 2, show(result));
+        Map<String, String> links = new HashMap<>();
+        long now = System.currentTimeMillis();
+        for (String u : List.of("u-trainer", "u-learner")) {
+            ResetItem i = itemOf(result, u);
+            XMLGregorianCalendar at = i == null ? null : i.getExpiresAt();
+            // expiresAt: after now, within the contract's longest reset-ttl (7 days).
+            boolean ok = i != null && i.isSuccess() && i.getFault() == null && i.getLink() != null
+                    && i.getLink().matches(Pattern.quote(origin) + "/reset/[A-Za-z0-9_-]{22,}")
+                    && at != null && at.getTimezone() == 0 && at.toGregorianCalendar().getTimeInMillis() > now
+                    && at.toGregorianCalendar().getTimeInMillis() <= now + 7L * 86400 * 1000;
+            check(op + "item " + u + " success, link " + origin + "/reset/TOKEN, expiresAt a UTC time ahead", ok,
+                    show(i));
+            if (ok) {
+                links.put(u, i.getLink());
+            }
+        }
+        for (String[] w : new String[][] {{"u-engineer", "NOT_IN_SCOPE"}, {"u-former", "USER_DEACTIVATED"}}) {
+            ResetItem i = itemOf(result, w[0]);
+            ItemFault f = i == null ? null : i.getFault();
+            check(op + "item " + w[0] + " fault PermissionDeniedFault " + w[1] + ", no link", i != null && !i.isSuccess()
+                    && i.getLink() == null && i.getExpiresAt() == null && f != null
+                    && "PermissionDeniedFault".equals(f.getType()) && "PERMISSION_DENIED".equals(f.getCode())
+                    && w[1].equals(f.getReason()) && f.getMessage() != null && !f.getMessage().isEmpty(), show(i));
+        }
+        GetUserPasswordStatusResult st = status(label + ": GetUserPasswordStatus u-learner with a link pending", SALES,
+                "u-learner");
+        check(label + ": GetUserPasswordStatus shows resetPending=true", st != null && st.isResetPending(), show(st));
+
+        // The link, as the user opens it: the form.
+        if (links.containsKey("u-trainer")) {
+            Object[] got = httpGet(links.get("u-trainer"));
+            String page = (String) got[2];
+            boolean ok = Integer.valueOf(200).equals(got[0]) && "text/html".equals(got[1])
+                    && Pattern.compile("<form\\b[^>]*\\bmethod=\"post\"", Pattern.CASE_INSENSITIVE).matcher(page).find()
+                    && Pattern.compile("<input\\b[^>]*\\bname=\"password\"[^>]*\\btype=\"password\"").matcher(page).find()
+                    && Pattern.compile("<input\\b[^>]*\\bname=\"passwordConfirm\"[^>]*\\btype=\"password\"").matcher(page)
+                    .find();
+            check(label + ": GET the returned link: 200, the form (password, passwordConfirm)", ok,
+                    "HTTP " + got[0] + " " + got[1] + " " + page.substring(0, Math.min(300, page.length())));
+        }
+        // A link dies when its user's password changes by any path.
+        if (links.containsKey("u-learner")) {
+            setPassword(label + ": UpdateUserPassword u-learner while its link is pending",
+                    update(creds(SALES), "u-learner", newPassword()), null);
+            Object[] got = httpGet(links.get("u-learner"));
+            check(label + ": GET u-learner's link after its password changed: 410",
+                    Integer.valueOf(410).equals(got[0]) && "text/html".equals(got[1]), "HTTP " + got[0] + " " + got[1]);
+        }
+
+        // allInScope with delivery=notify: the d-emea admin's reach but itself is u-learner (reset,
+        // its link sent to the user only) and u-trainer, u-former, u-sso (skipped); only those are listed.
+        ResetUserPasswordsResult all = callOk(op + "allInScope (notify)",
+                () -> port.resetUserPasswords(resetAllInScope(creds(EMEA), Delivery.NOTIFY)));
+        List<String> got = new ArrayList<>();
+        if (all != null) {
+            for (ResetItem i : all.getItem()) {
+                ItemFault f = i.getFault();
+                got.add(i.getUserId() + " " + i.isSuccess() + " " + i.getLink() + " "
+                        + (f == null ? null : f.getType() + " " + f.getReason()));
+            }
+        }
+        check(op + "allInScope lists only the skipped users, with their fault and no link", got.equals(List.of(
+                "u-trainer false null PermissionDeniedFault OUTRANKS_CALLER",
+                "u-former false null PermissionDeniedFault USER_DEACTIVATED",
+                "u-sso false null PermissionDeniedFault EXTERNALLY_MANAGED")), show(all));
+        check(op + "allInScope counts reset=1 skipped=3", all != null && all.getReset() == 1 && all.getSkipped() == 3,
+                show(all));
+        st = status(label + ": GetUserPasswordStatus u-learner after allInScope", SALES, "u-learner");
+        check(label + ": allInScope left u-learner a pending link", st != null && st.isResetPending(), show(st));
+
+        // Whole-call faults: decided before anyone is reset. JAXB sends both userId and
+        // allInScope when both are set (the schema's xs:choice is not enforced when marshalling).
+        expectFault(op + "WrongParametersFault (allInScope, delivery=return)",
+                () -> port.resetUserPasswords(resetAllInScope(creds(OWNER), Delivery.RETURN)),
+                "WrongParametersFault", "parameter", "delivery");
+        ResetUserPasswordsRequest both = resetAllInScope(creds(SALES), Delivery.RETURN);
+        both.getUserId().add("u-learner");
+        expectFault(op + "WrongParametersFault (userId and allInScope)", () -> port.resetUserPasswords(both),
+                "WrongParametersFault", "parameter", "userId");
+        check(op + "that request held both userId and allInScope",
+                Pattern.compile("<(?:[\\w.-]+:)?userId>u-learner<").matcher(relay.sentText()).find()
+                        && Pattern.compile("<(?:[\\w.-]+:)?allInScope>true<").matcher(relay.sentText()).find(),
+                exchange());
+        expectFault(op + "WrongParametersFault (a userId twice)",
+                () -> port.resetUserPasswords(resetRequest(creds(SALES), Delivery.RETURN, "u-learner", "u-learner")),
                 "WrongParametersFault", "parameter", "userId");
     }
 

@@ -1,9 +1,13 @@
 <?php
 // Interop check with PHP's ext-soap SoapClient in WSDL mode: load the WSDL from the running
 // service's URL alone, and over the SOAP 1.1 and the SOAP 1.2 port call every operation of
-// the WSDL (UpdateUserPassword, UpdateUserPasswords, GetUserPasswordStatus): success, a
-// temporary password and what it forbids, a non-ASCII password, a mixed batch with per-item
-// faults, the status fields (lockedUntil after a lockout too), and every typed fault as a SoapFault whose decoded $fault->detail holds the detail
+// the WSDL (UpdateUserPassword, UpdateUserPasswords, GetUserPasswordStatus, ResetUserPasswords):
+// success, a temporary password and what it forbids, a non-ASCII password, a mixed batch with
+// per-item faults, the status fields (lockedUntil after a lockout too), resets by link (named
+// users with delivery=return: each item's link and expiry or fault, the counts; a returned link's
+// form fetched over HTTP, then the link spent through the JSON twin, 200 then 410; another link
+// dead once its user's password changes; allInScope with delivery=notify), and every typed fault
+// as a SoapFault whose decoded $fault->detail holds the detail
 // element (code, parameter, violations, reason). After every call, the exchange recorded by
 // SoapClient (trace) must be in the port's SOAP version: envelope namespace, request and
 // response Content-Type, fault code (Client / Sender) and HTTP status (200; fault: 500 for
@@ -189,6 +193,20 @@ function set_password(SoapClient $client, string $label, string $name, array $ar
     return $ok;
 }
 
+// A plain HTTP exchange (no SOAP): [status, media type, body]; 4xx and 5xx answers are read too.
+function http_exchange(string $method, string $url, ?string $json = null): array
+{
+    $options = ['method' => $method, 'ignore_errors' => true, 'timeout' => 30];
+    if ($json !== null) {
+        $options['header'] = "Content-Type: application/json\r\n";
+        $options['content'] = $json;
+    }
+    $body = @file_get_contents($url, false, stream_context_create(['http' => $options]));
+    // file_get_contents sets $http_response_header in this scope (every response's lines).
+    $headers = implode("\r\n", $http_response_header ?? []);
+    return [http_status($headers), media_type($headers), $body === false ? null : $body];
+}
+
 // The item of a batch result for $userId, or null.
 function batch_item($result, string $userId)
 {
@@ -225,7 +243,7 @@ function run_port(string $label, string $endpoint): void
         return;
     }
     $functions = implode("\n", $client->__getFunctions());
-    foreach (['UpdateUserPassword', 'UpdateUserPasswords', 'GetUserPasswordStatus'] as $op) {
+    foreach (['UpdateUserPassword', 'UpdateUserPasswords', 'GetUserPasswordStatus', 'ResetUserPasswords'] as $op) {
         check("$label: WSDL declares $op", preg_match("/ $op\\(\\w+Request \\\$parameters\\)/", $functions) === 1, $functions);
     }
 
@@ -418,6 +436,107 @@ function run_port(string $label, string $endpoint): void
         ['credentials' => creds($sales), 'userId' => 'u-engineer'], 'PermissionDeniedFault', ['reason' => 'NOT_IN_SCOPE']);
     expect_fault($client, $label, "$label: $op WrongParametersFault (blank userId)", $op,
         ['credentials' => creds($sales), 'userId' => ' '], 'WrongParametersFault', ['parameter' => 'userId']);
+
+    // --- ResetUserPasswords: links, never a password; the old password works until one is used --
+    // Last, so that no earlier check meets a pending link. u-trainer's link is spent (no check
+    // signs in as u-trainer); u-learner's dies with its next password change.
+    $op = 'ResetUserPasswords';
+    $origin = preg_replace('#^(https?://[^/]+).*$#', '$1', $endpoint);
+    $named = ['u-trainer', 'u-learner', 'u-engineer', 'u-former'];
+    $result = call_ok($client, $label, "$label: $op (return) for four named users", $op,
+        ['credentials' => creds($sales), 'userId' => $named, 'delivery' => 'return']);
+    $items = as_list(is_object($result) ? ($result->item ?? null) : null);
+    check("$label: $op (return) answers one item per named user, in order",
+        array_map(fn($i) => $i->userId ?? null, $items) === $named, j($result));
+    check("$label: $op (return) counts reset=2 skipped=2",
+        is_object($result) && ($result->reset ?? null) === 2 && ($result->skipped ?? null) === 2, j($result));
+    $links = [];
+    foreach (['u-trainer', 'u-learner'] as $u) {
+        $item = batch_item($result, $u);
+        $link = is_object($item) ? ($item->link ?? null) : null;
+        $expires = is_object($item) ? ($item->expiresAt ?? null) : null;
+        // expiresAt: after now, within the contract's longest reset-ttl (7 days).
+        $ok = is_object($item) && ($item->success ?? null) === true && !isset($item->fault)
+            && is_string($link) && preg_match('#^' . preg_quote($origin, '#') . '/reset/[A-Za-z0-9_-]{22,}$#', $link) === 1
+            && is_string($expires) && preg_match('/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/', $expires) === 1
+            && strtotime($expires) > time() && strtotime($expires) <= time() + 7 * 86400;
+        check("$label: $op item $u success, link $origin/reset/TOKEN, expiresAt a UTC time ahead", $ok, j($item));
+        $links[$u] = $ok ? $link : null;
+    }
+    foreach ([['u-engineer', 'NOT_IN_SCOPE'], ['u-former', 'USER_DEACTIVATED']] as [$u, $reason]) {
+        $item = batch_item($result, $u);
+        $fault = is_object($item) ? ($item->fault ?? null) : null;
+        check("$label: $op item $u fault PermissionDeniedFault $reason, no link", is_object($item)
+            && ($item->success ?? null) === false && !isset($item->link) && !isset($item->expiresAt)
+            && is_object($fault) && ($fault->type ?? null) === 'PermissionDeniedFault'
+            && ($fault->code ?? null) === 'PERMISSION_DENIED' && ($fault->reason ?? null) === $reason
+            && is_string($fault->message ?? null) && $fault->message !== '', j($item));
+    }
+    $st = status($client, $label, "$label: GetUserPasswordStatus u-learner with a link pending", $sales, 'u-learner');
+    check("$label: GetUserPasswordStatus shows resetPending=true", is_object($st) && ($st->resetPending ?? null) === true,
+        j($st));
+
+    // The link, as the user opens it: the form; then spent as an LMS hosting its own form would.
+    if ($links['u-trainer'] !== null) {
+        $link = $links['u-trainer'];
+        [$code, $media, $page] = http_exchange('GET', $link);
+        $ok = $code === 200 && $media === 'text/html' && is_string($page)
+            && preg_match('#<form\b[^>]*\bmethod="post"#i', $page) === 1
+            && preg_match('#<input\b[^>]*\bname="password"[^>]*\btype="password"#', $page) === 1
+            && preg_match('#<input\b[^>]*\bname="passwordConfirm"[^>]*\btype="password"#', $page) === 1;
+        check("$label: GET the returned link: 200, the form (password, passwordConfirm)", $ok,
+            "HTTP $code $media " . substr((string)$page, 0, 300));
+        $api = "$origin/api/password-resets/" . substr($link, strrpos($link, '/') + 1);
+        $p = new_password();
+        [$code, $media, $body] = http_exchange('POST', $api, j(['password' => $p, 'passwordConfirm' => $p]));
+        check("$label: POST /api/password-resets/TOKEN: 200 {\"success\":true}",
+            $code === 200 && $media === 'application/json' && json_decode((string)$body, true) === ['success' => true],
+            "HTTP $code $media $body");
+        $p = new_password();
+        [$code, $media, $body] = http_exchange('POST', $api, j(['password' => $p, 'passwordConfirm' => $p]));
+        check("$label: the spent link used again: 410 problem+json", $code === 410
+            && $media === 'application/problem+json' && (json_decode((string)$body, true)['status'] ?? null) === 410,
+            "HTTP $code $media $body");
+        $st = status($client, $label, "$label: GetUserPasswordStatus u-trainer after its link was spent", $sales,
+            'u-trainer');
+        check("$label: the spent link cleared temporary and resetPending", is_object($st)
+            && ($st->temporary ?? null) === false && ($st->resetPending ?? null) === false, j($st));
+    }
+    // A link dies when its user's password changes by any path.
+    if ($links['u-learner'] !== null) {
+        set_password($client, $label, "$label: UpdateUserPassword u-learner while its link is pending", [
+            'credentials' => creds($sales), 'userId' => 'u-learner', 'password' => new_password()]);
+        [$code, $media] = http_exchange('GET', $links['u-learner']);
+        check("$label: GET u-learner's link after its password changed: 410", $code === 410 && $media === 'text/html',
+            "HTTP $code $media");
+    }
+
+    // allInScope with delivery=notify: the d-emea admin's reach but itself is u-learner (reset, its
+    // link sent to the user only) and u-trainer, u-former, u-sso (skipped); only those are listed.
+    $result = call_ok($client, $label, "$label: $op allInScope (notify)", $op,
+        ['credentials' => creds($emeaAdmin), 'allInScope' => true, 'delivery' => 'notify']);
+    $items = as_list(is_object($result) ? ($result->item ?? null) : null);
+    $got = array_map(fn($i) => [$i->userId ?? null, $i->success ?? null, isset($i->link),
+        $i->fault->type ?? null, $i->fault->reason ?? null], $items);
+    check("$label: $op allInScope lists only the skipped users, with their fault and no link", $got === [
+        ['u-trainer', false, false, 'PermissionDeniedFault', 'OUTRANKS_CALLER'],
+        ['u-former', false, false, 'PermissionDeniedFault', 'USER_DEACTIVATED'],
+        ['u-sso', false, false, 'PermissionDeniedFault', 'EXTERNALLY_MANAGED']], j($result));
+    check("$label: $op allInScope counts reset=1 skipped=3",
+        is_object($result) && ($result->reset ?? null) === 1 && ($result->skipped ?? null) === 3, j($result));
+    $st = status($client, $label, "$label: GetUserPasswordStatus u-learner after allInScope", $sales, 'u-learner');
+    check("$label: allInScope left u-learner a pending link", is_object($st) && ($st->resetPending ?? null) === true,
+        j($st));
+
+    // Whole-call faults: decided before anyone is reset.
+    expect_fault($client, $label, "$label: $op WrongParametersFault (allInScope, delivery=return)", $op,
+        ['credentials' => creds($owner), 'allInScope' => true, 'delivery' => 'return'],
+        'WrongParametersFault', ['parameter' => 'delivery']);
+    expect_fault($client, $label, "$label: $op WrongParametersFault (a userId twice)", $op,
+        ['credentials' => creds($sales), 'userId' => ['u-learner', 'u-learner'], 'delivery' => 'return'],
+        'WrongParametersFault', ['parameter' => 'userId']);
+    expect_fault($client, $label, "$label: $op AuthenticationFailedFault", $op,
+        ['credentials' => creds($owner, 'wrong-password-123'), 'userId' => ['u-learner']], 'AuthenticationFailedFault');
 }
 
 ini_set('default_socket_timeout', '60');
