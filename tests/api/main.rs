@@ -18,6 +18,7 @@ mod interop;
 mod leniency;
 mod lockout;
 mod logs;
+mod mail;
 mod parity;
 mod permissions;
 mod policy;
