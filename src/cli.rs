@@ -34,7 +34,8 @@ enum Command {
     Import(ImportArgs),
     /// Print the audit trail: every attempt, successful or not.
     Audit(AuditArgs),
-    /// Print (and acknowledge) `password_changed` events for a notifier.
+    /// Print (and acknowledge) the outbox for a notifier: `password_changed` and
+    /// `password_reset_requested` events (with --smtp-url, `serve` mails them itself).
     Events(EventsArgs),
     /// Lift a lockout: an (account, e-mail) pair's, or a client address's (audited).
     Unlock(UnlockArgs),
