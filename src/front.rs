@@ -24,6 +24,8 @@ pub struct Incoming<'a> {
     pub cookie: Option<&'a str>,
     /// `Origin` (a browser's form submission).
     pub origin: Option<&'a str>,
+    /// `Sec-Fetch-Site` (a browser's word on where a request comes from).
+    pub fetch_site: Option<&'a str>,
 }
 
 impl std::fmt::Debug for Incoming<'_> {
@@ -36,6 +38,7 @@ impl std::fmt::Debug for Incoming<'_> {
             .field("link_base", &self.link_base)
             .field("cookie", &self.cookie.map(|_| "[redacted]"))
             .field("origin", &self.origin)
+            .field("fetch_site", &self.fetch_site)
             .finish()
     }
 }

@@ -348,6 +348,7 @@ fn incoming<'r>(req: &'r HttpRequest, state: &AppState) -> Incoming<'r> {
         link_base: link_base(req, state),
         cookie: header("cookie"),
         origin: header("origin"),
+        fetch_site: header("sec-fetch-site"),
     }
 }
 

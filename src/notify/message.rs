@@ -65,13 +65,13 @@ impl Header for AutoSubmitted {
     }
 }
 
-/// A stored time (RFC 3339) as a mail says it: `2026-12-02 14:05 UTC`.
+/// A stored time (RFC 3339) as a mail says it, to the second: `2026-12-02 14:05:09 UTC`.
 fn readable(at: &str) -> String {
     DateTime::parse_from_rfc3339(at).map_or_else(
         |_| at.to_string(),
         |t| {
             t.with_timezone(&Utc)
-                .format("%Y-%m-%d %H:%M UTC")
+                .format("%Y-%m-%d %H:%M:%S UTC")
                 .to_string()
         },
     )
@@ -210,7 +210,7 @@ mod tests {
                 )),
             "{t}"
         );
-        assert!(t.contains("only until 2026-12-02 11:15 UTC"), "{t}");
+        assert!(t.contains("only until 2026-12-02 11:15:30 UTC"), "{t}");
         // A long link stays whole: 7bit, not quoted-printable.
         assert!(t.contains("Content-Transfer-Encoding: 7bit"), "{t}");
     }
@@ -237,7 +237,7 @@ mod tests {
         let t = text(&compose(&e, &from(), at("2026-12-02T10:16:00Z")).unwrap());
         assert!(t.contains("Subject: Your password was changed"), "{t}");
         assert!(
-            t.contains("was changed on 2026-12-02 10:15 UTC in a batch change."),
+            t.contains("was changed on 2026-12-02 10:15:30 UTC in a batch change."),
             "{t}"
         );
         assert!(t.contains("Content-Transfer-Encoding: 7bit"), "{t}");
@@ -248,7 +248,7 @@ mod tests {
             ..e
         };
         let t = text(&compose(&plain, &from(), at("2026-12-02T10:16:00Z")).unwrap());
-        assert!(t.contains("on 2026-12-02 10:15 UTC."), "{t}");
+        assert!(t.contains("on 2026-12-02 10:15:30 UTC."), "{t}");
         assert!(!t.contains("temporary"), "{t}");
     }
 

@@ -8,7 +8,9 @@
 //! that allows no script and no framing, and `X-Content-Type-Options: nosniff`. The form
 //! is protected against cross-site submission without JavaScript: a random token in a
 //! `SameSite=Strict`, `HttpOnly` cookie and the same in a hidden field, compared in
-//! constant time, and the `Origin` header, when a browser sends one, must be ours.
+//! constant time; and what the browser says of the submission's source — `Sec-Fetch-Site`
+//! `same-origin`, an `Origin` that is ours (or `null`, which no-referrer pages send) —
+//! must not name another site.
 
 use askama::Template;
 use base64::Engine;
@@ -219,13 +221,9 @@ pub async fn submit(
             );
         }
     };
-    // Cross-site forgery: the hidden field must match the cookie, and a browser's Origin
-    // must be this service's.
-    let from_here = match (incoming.origin, incoming.link_base.as_deref()) {
-        (None, _) => true,
-        (Some(origin), Some(base)) => origin.eq_ignore_ascii_case(base),
-        (Some(_), None) => false,
-    };
+    // Cross-site forgery: the hidden field must match the cookie, and the browser must say
+    // the form came from here.
+    let from_here = same_origin(incoming);
     let matches = match (posted.csrf.as_deref(), cookie_csrf(incoming)) {
         (Some(field), Some(cookie)) => constant_time_eq(field.as_bytes(), cookie.as_bytes()),
         _ => false,
@@ -370,4 +368,24 @@ pub fn stylesheet() -> Answer {
         .headers
         .push(("Cache-Control", "public, max-age=3600".into()));
     answer
+}
+
+/// Whether a form submission comes from this service's own page, as far as the browser
+/// says. `Sec-Fetch-Site`, when sent, must be `same-origin`. The `Origin` header, when it
+/// names an origin, must be ours; `Origin: null` says nothing: browsers send it for
+/// every form of a page served with `Referrer-Policy: no-referrer`, as ours are (a
+/// cross-site `null` is stopped by the `SameSite=Strict` cookie the token is checked
+/// against).
+fn same_origin(incoming: &Incoming<'_>) -> bool {
+    if incoming
+        .fetch_site
+        .is_some_and(|site| !site.eq_ignore_ascii_case("same-origin"))
+    {
+        return false;
+    }
+    match (incoming.origin, incoming.link_base.as_deref()) {
+        (None | Some("null"), _) => true,
+        (Some(origin), Some(base)) => origin.eq_ignore_ascii_case(base),
+        (Some(_), None) => false,
+    }
 }

@@ -43,9 +43,21 @@ fn post(
     origin: Option<&str>,
     form: &[(&str, &str)],
 ) -> Page {
+    post_with(client, url, &[("Origin", origin)], form)
+}
+
+/// POSTs the form with each header whose value is given.
+fn post_with(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    headers: &[(&str, Option<&str>)],
+    form: &[(&str, &str)],
+) -> Page {
     let mut req = client.post(url).form(form);
-    if let Some(origin) = origin {
-        req = req.header("Origin", origin);
+    for (name, value) in headers {
+        if let Some(value) = value {
+            req = req.header(*name, *value);
+        }
     }
     let resp = req.send().unwrap();
     Page {
@@ -246,9 +258,28 @@ fn a_forged_submission_is_refused() {
         ],
     );
     assert_eq!(wrong.status, 403);
+    // A browser that says the form comes from another site.
+    for site in ["cross-site", "same-site", "none"] {
+        let other = post_with(
+            &client,
+            &link,
+            &[("Origin", Some("null")), ("Sec-Fetch-Site", Some(site))],
+            &good,
+        );
+        assert_eq!(other.status, 403, "Sec-Fetch-Site: {site}");
+    }
     assert_eq!(credential_version(&app, TRAINER.0), 1);
-    // The link is still good for the real form.
-    let done = post(&client, &link, Some(&origin), &good);
+    // The link is still good for the real form, sent as Chromium sends it from a page
+    // with `Referrer-Policy: no-referrer`: `Origin: null`, `Sec-Fetch-Site: same-origin`.
+    let done = post_with(
+        &client,
+        &link,
+        &[
+            ("Origin", Some("null")),
+            ("Sec-Fetch-Site", Some("same-origin")),
+        ],
+        &good,
+    );
     assert_eq!(done.status, 200, "{}", done.body);
 }
 
