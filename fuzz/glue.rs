@@ -53,9 +53,12 @@ pub fn selector(content_type: usize, host: usize) -> u8 {
 /// domain call came out).
 pub fn request_path(data: &[u8]) -> &'static str {
     let (selector, body) = data.split_first().map_or((0, data), |(s, b)| (*s, b));
+    let host = HOSTS[usize::from(selector / 8 % 8)];
     let incoming = Incoming {
         content_type: CONTENT_TYPES[usize::from(selector % 8)],
-        host: HOSTS[usize::from(selector / 8 % 8)].map(str::to_owned),
+        host: host.map(str::to_owned),
+        // As the server derives it without --public-url: reset links need it.
+        link_base: host.map(|h| format!("http://{h}")),
         ..Incoming::default()
     };
     match read_call(body, &incoming, &Limits::default()) {

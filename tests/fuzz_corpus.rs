@@ -96,7 +96,7 @@ fn every_fixture_request_reaches_the_domain_request() {
     for path in files {
         let body = std::fs::read(&path).unwrap();
         let soap12 = body.windows(6).any(|w| w == b"2003/0");
-        let mut data = vec![selector(usize::from(soap12), 0)];
+        let mut data = vec![selector(usize::from(soap12), 1)];
         data.extend_from_slice(&body);
         let outcome = request_path(&data);
         // These are refused while decoding, by design.
