@@ -485,7 +485,7 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Stop> {
 
 fn audit(args: AuditArgs) -> Result<(), Stop> {
     let store = open_for_reading(args.db.db)?;
-    let filter = crate::store::AuditFilter {
+    let filter = crate::domain::records::AuditFilter {
         account_key: args
             .account
             .as_deref()
@@ -554,8 +554,8 @@ fn events(args: EventsArgs) -> Result<(), Stop> {
 }
 
 fn unlock(args: UnlockArgs) -> Result<(), Stop> {
+    use crate::domain::records::ThrottleKey;
     use crate::domain::{AccountUrl, ClientAddress, Email};
-    use crate::store::ThrottleKey;
     let store = open_for_reading(args.db.db)?;
     let mut keys = Vec::new();
     if let (Some(account), Some(email)) = (&args.account, &args.email) {
@@ -573,7 +573,7 @@ fn unlock(args: UnlockArgs) -> Result<(), Stop> {
     }
     let now = chrono::Utc::now();
     let what: Vec<&str> = keys.iter().map(|(what, _)| what.as_str()).collect();
-    let audit = crate::store::AuditRecord::new("cli-unlock", "cli", Outcome::Unlocked)
+    let audit = crate::domain::records::AuditRecord::new("cli-unlock", "cli", Outcome::Unlocked)
         .account(None, args.account.as_deref())
         .caller(None, args.email.as_deref())
         .detail(Some(what.join("; ")));

@@ -34,9 +34,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use soap_passwd::crypto::{HashParams, hash_blocking, verify_blocking};
+use soap_passwd::domain::lockout::ThrottlePolicy;
+use soap_passwd::domain::records::{Settlement, SignIn, SignInGate, ThrottleKey};
 use soap_passwd::domain::{AccountUrl, Email, Password};
 use soap_passwd::service::permission::authorise;
-use soap_passwd::store::{Settlement, SignIn, SignInGate, Store, ThrottleKey, ThrottlePolicy};
+use soap_passwd::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::{LocalSet, spawn_local};

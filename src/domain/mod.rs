@@ -11,6 +11,7 @@ mod fields;
 pub mod lockout;
 mod password;
 mod policy;
+pub mod records;
 mod reset;
 mod role;
 

@@ -10,7 +10,7 @@ use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox};
 
-use crate::store::OutboxEvent;
+use crate::domain::records::OutboxEvent;
 
 /// Why an event cannot become a mail.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,8 @@ use tokio::sync::watch;
 
 pub use message::{Unmailable, compose};
 
-use crate::store::{Claimed, Store};
+use crate::domain::records::Claimed;
+use crate::store::Store;
 
 /// How the sender reaches its SMTP server: `--smtp-url`, `--smtp-from` and the longest
 /// wait between retries. The URL may hold a password: it is kept secret and never shown.

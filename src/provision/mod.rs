@@ -10,11 +10,12 @@ use rayon::prelude::*;
 use secrecy::ExposeSecret;
 
 use crate::crypto::{self, HashParams};
-use crate::domain::{AccountUrl, Email, Password, PasswordPolicy, Role, UserStatus};
-use crate::store::{
+use crate::domain::records::{
     AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
-    RolePlan, Store, StoreError, UserPlan,
+    RolePlan, UserPlan,
 };
+use crate::domain::{AccountUrl, Email, Password, PasswordPolicy, Role, UserStatus};
+use crate::store::{Store, StoreError};
 use file::{AccountDoc, DepartmentDoc, FileDoc, UserDoc};
 
 /// Permissions a custom role may grant.

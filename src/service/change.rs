@@ -6,11 +6,13 @@ use super::permission;
 use super::{Service, now_ms};
 use crate::crypto::Slot;
 use crate::domain::PasswordPolicy;
+use crate::domain::records::{
+    AccountRecord, AuditRecord, ChangeRecord, LinkOwner, TargetRecord, UserRecord,
+};
 use crate::domain::{
     Credentials, DenyReason, FrontDoor, ParameterError, Password, PasswordChange, RequestContext,
     ServiceError, Violation,
 };
-use crate::store::{AccountRecord, AuditRecord, ChangeRecord, LinkOwner, TargetRecord, UserRecord};
 
 /// The hashing slot a change's argon2 work runs in.
 pub(super) enum Hashing {

@@ -23,10 +23,9 @@ use std::time::Instant;
 use chrono::Utc;
 
 use crate::crypto::PasswordHasher;
+use crate::domain::records::{AuditRecord, RefusedCall, ThrottleKey};
 use crate::domain::{Call, Outcome, Reply, RequestContext, ServiceError};
-use crate::store::{
-    AuditRecord, AuditSink, LockCache, RefusedCall, Store, ThrottleKey, ThrottlePolicy,
-};
+use crate::store::{AuditSink, LockCache, Store, ThrottlePolicy};
 use pace::FailurePace;
 use turns::PairTurns;
 

@@ -1,7 +1,7 @@
 //! The permission rules of contract §5, as a pure function of facts the store gathered.
 
+use crate::domain::records::{TargetRecord, UserRecord};
 use crate::domain::{DenyReason, Role, UserStatus};
-use crate::store::{TargetRecord, UserRecord};
 
 /// Decides whether `caller` may set `target`'s password.
 ///

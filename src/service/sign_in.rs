@@ -10,13 +10,14 @@ use chrono::SecondsFormat;
 use super::turns::PairTurns;
 use super::{Service, now_ms};
 use crate::crypto::Slot;
+use crate::domain::records::{
+    AccountRecord, AuditRecord, LockStarted, Settlement, SignIn, SignInGate, ThrottleKey,
+    UserRecord,
+};
 use crate::domain::{
     AuthFailure, Credentials, Login, Outcome, Password, RequestContext, ServiceError, UserStatus,
 };
-use crate::store::{
-    AccountRecord, AuditRecord, LockStarted, Settlement, SignIn, SignInGate, Store, ThrottleKey,
-    UserRecord,
-};
+use crate::store::Store;
 
 /// A verified caller, their account, and the hashing slot their call holds.
 pub(super) struct SignedIn {

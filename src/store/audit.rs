@@ -22,10 +22,11 @@ use log::{error, info, warn};
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
-use super::throttle::{self, LockCache, ThrottleKey};
-use super::{AuditRecord, Store, StoreError, directory};
+use super::throttle::{self, LockCache};
+use super::{Store, StoreError, directory};
 use crate::domain::Outcome;
 use crate::domain::lockout::ThrottlePolicy;
+use crate::domain::records::{AuditRecord, RefusedCall, ThrottleKey};
 
 /// Rows waiting to be written before senders have to wait.
 const QUEUE: usize = 8192;
@@ -42,19 +43,6 @@ const RETRIES: u32 = 10;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Rows deleted per transaction when pruning, so requests' writes interleave.
 const PRUNE_BATCH: usize = 5000;
-
-/// A call refused before any password was checked.
-#[derive(Debug, Clone)]
-pub struct RefusedCall {
-    pub at_ms: i64,
-    pub request_id: String,
-    pub client_addr: String,
-    pub outcome: Outcome,
-    pub detail: Option<String>,
-    /// The address counter it counts against (parameter faults; none when the address
-    /// is allowlisted or the refusal is not the caller's fault).
-    pub counts_against: Option<ThrottleKey>,
-}
 
 /// What the writer does besides writing rows.
 #[derive(Debug, Clone)]

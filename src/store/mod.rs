@@ -20,41 +20,13 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 pub use crate::domain::lockout::ThrottlePolicy;
-pub use audit::{AuditSink, AuditWriter, DEFAULT_RETENTION, RefusedCall, Upkeep};
-pub use directory::{
-    AccountRecord, AuditRecord, CallerLookup, ChangeRecord, TargetRecord, UserRecord,
+use crate::domain::records::{
+    AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, DirectoryPlan, ExistingIds,
+    ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser, ResetRecord,
+    Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey,
 };
-pub use import::{
-    AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
-    RolePlan, UserPlan,
-};
-pub use outbox::Claimed;
-pub use resets::{LinkOwner, ReachCursor, ReachedUser, ResetRecord};
-pub use throttle::{LockCache, LockStarted, Settlement, ThrottleKey};
-pub use trail::{AuditEntry, AuditFilter, OutboxEvent};
-
-/// One sign-in's counters: the (account, e-mail) pair, the client address (none when
-/// allowlisted), the reservation id, and the rules they follow.
-#[derive(Debug, Clone)]
-pub struct SignIn {
-    pub account_key: String,
-    pub email_key: String,
-    pub pair: ThrottleKey,
-    pub address: Option<ThrottleKey>,
-    pub id: u64,
-    pub policy: ThrottlePolicy,
-}
-
-/// What [`Store::reserve_sign_in`] found.
-#[derive(Debug)]
-pub enum SignInGate {
-    /// Reserved: the caller lookup, to verify against.
-    Open(CallerLookup),
-    /// The pair or the address is locked.
-    Locked,
-    /// The pair's failures and verifications under way reach its threshold.
-    Full,
-}
+pub use audit::{AuditSink, AuditWriter, DEFAULT_RETENTION, Upkeep};
+pub use throttle::LockCache;
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

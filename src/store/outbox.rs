@@ -6,14 +6,8 @@
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::StoreError;
-use super::trail::{EVENT_COLUMNS, OutboxEvent, event_from_row};
-
-/// An event taken for delivery, with the attempts made before this one.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub event: OutboxEvent,
-    pub attempts: i64,
-}
+use super::trail::{EVENT_COLUMNS, event_from_row};
+use crate::domain::records::Claimed;
 
 /// Takes up to `limit` unacknowledged events that are due at `now_ms`, oldest first, and
 /// claims them until `lease_until_ms`: another sender (another process on the same

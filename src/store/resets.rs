@@ -9,45 +9,10 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::StoreError;
 use super::directory::{USER_COLUMNS, user_from_row};
-use super::{AuditRecord, StoreError, UserRecord};
 use crate::domain::Role;
-
-/// A link to issue: the user, its token's SHA-256, when it expires, and — with
-/// `delivery=notify` — the event that carries the link to the user.
-#[derive(Debug)]
-pub struct ResetRecord {
-    pub account_id: i64,
-    pub user_id: i64,
-    pub token_hash: [u8; 32],
-    /// Unix ms.
-    pub expires_ms: i64,
-    /// The link and its expiry (RFC 3339) for the `password_reset_requested` event;
-    /// `None` when the link goes back to the caller instead.
-    pub notify: Option<(String, String)>,
-    pub audit: AuditRecord,
-}
-
-/// A user of a caller's reach, with what decides whether a reset reaches them.
-#[derive(Debug)]
-pub struct ReachedUser {
-    pub user: UserRecord,
-    /// With the user's id, where the next page starts ([`ReachCursor`]).
-    pub department_id: i64,
-    /// Everything the user administers or holds a role over lies in the caller's scope.
-    pub reach_in_scope: bool,
-}
-
-/// The user a live link belongs to.
-#[derive(Debug)]
-pub struct LinkOwner {
-    pub account_id: i64,
-    pub user: UserRecord,
-    pub policy: crate::domain::PasswordPolicy,
-    /// Hashes of the user's previous passwords, newest first, as the policy's history
-    /// needs.
-    pub history: Vec<String>,
-}
+use crate::domain::records::{LinkOwner, ReachCursor, ReachedUser, ResetRecord};
 
 /// Issues the links of `resets` in one transaction: each replaces its user's older ones.
 pub(super) fn issue(conn: &mut Connection, resets: &[ResetRecord]) -> Result<(), StoreError> {
@@ -167,9 +132,6 @@ pub(super) fn pending(conn: &Connection, user_id: i64, now_ms: i64) -> Result<bo
         )?
         .query_row(params![user_id, now_ms], |r| r.get(0))?)
 }
-
-/// Where a page of a caller's reach starts: after this (department, user) pair.
-pub type ReachCursor = (i64, i64);
 
 /// One page of the users a caller's reset reaches (`allInScope`): every user of the
 /// account but the caller for an owner or account admin (in id order), else every user

@@ -7,38 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
 use crate::domain::lockout::{LockRule, Refusal, Softlock, ThrottlePolicy};
-
-/// Which counter a key belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ThrottleKey {
-    /// Account URL key and e-mail key, normalised as for matching.
-    Pair(String),
-    /// A client address (an IPv6 client by its /64).
-    Address(String),
-}
-
-impl ThrottleKey {
-    pub fn pair(account_key: &str, email_key: &str) -> Self {
-        ThrottleKey::Pair(format!("pair:{account_key}|{email_key}"))
-    }
-
-    pub fn address(addr: &str) -> Self {
-        ThrottleKey::Address(format!("addr:{addr}"))
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            ThrottleKey::Pair(k) | ThrottleKey::Address(k) => k,
-        }
-    }
-
-    pub fn rule(&self, policy: &ThrottlePolicy) -> LockRule {
-        match self {
-            ThrottleKey::Pair(_) => policy.pair_rule(),
-            ThrottleKey::Address(_) => policy.address_rule(),
-        }
-    }
-}
+use crate::domain::records::{LockStarted, Settlement, ThrottleKey};
 
 /// The address locks this process knows of, so that calls refused before
 /// authentication from a throttled address can be paced without a database read each:
@@ -75,20 +44,6 @@ impl LockCache {
         map.get(key.as_str()).is_some_and(|until| *until > now)
     }
 }
-
-/// How a reserved sign-in ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settlement {
-    /// The password matched an active user: the pair's count resets.
-    Success,
-    /// Verified and wrong (or the user is unknown or deactivated): counted.
-    Failure,
-    /// Never verified (shed, or the client went away): the place is freed.
-    Abandoned,
-}
-
-/// A lock a failure started: its key and its end (Unix ms).
-pub type LockStarted = (ThrottleKey, i64);
 
 /// When `key`'s lock ends, if it is locked now.
 pub(super) fn locked_until(

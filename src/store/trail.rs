@@ -2,63 +2,9 @@
 //! commands), and acknowledging events a notifier has handled.
 
 use rusqlite::{Connection, params};
-use serde::Serialize;
 
 use super::StoreError;
-
-/// One audit row as the `audit` command shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: String,
-    pub request_id: String,
-    pub account: Option<String>,
-    pub caller_email: Option<String>,
-    pub caller_id: Option<String>,
-    pub target_id: Option<String>,
-    pub outcome: String,
-    pub detail: Option<String>,
-    pub client_addr: String,
-    /// How many calls the row stands for: 1, or more for calls refused before
-    /// authentication, which are counted per client address, outcome and minute.
-    pub count: i64,
-}
-
-/// Which audit rows to show.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Account URL key (matching ignores scheme, case and a trailing slash).
-    pub account_key: Option<String>,
-    /// A user id, as caller or target.
-    pub user: Option<String>,
-    /// RFC 3339 time; rows at or after it.
-    pub since: Option<String>,
-}
-
-/// One event of the outbox (contract §14): `password_changed` (ASVS 2.5.5) or
-/// `password_reset_requested`, for the mail sender and the `events` command.
-#[derive(Clone, Serialize)]
-pub struct OutboxEvent {
-    pub id: i64,
-    pub at: String,
-    pub kind: String,
-    pub account: String,
-    pub user_id: String,
-    pub email: String,
-    pub credential_version: i64,
-    pub request_id: String,
-    /// How the password was changed: `soap`, `rest`, `batch` (`None` for events written
-    /// before this was recorded).
-    pub via: Option<String>,
-    /// The new password is temporary (contract §11.1).
-    pub temporary: bool,
-    /// A `password_reset_requested` event's link, until the event is acknowledged.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-    /// When that link expires (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link_expires_at: Option<String>,
-}
+use crate::domain::records::{AuditEntry, AuditFilter, OutboxEvent};
 
 pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare(
@@ -90,21 +36,6 @@ pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The link is a bearer secret: never in a `Debug` rendering (nor, so, in a log line).
-impl std::fmt::Debug for OutboxEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutboxEvent")
-            .field("id", &self.id)
-            .field("kind", &self.kind)
-            .field("user_id", &self.user_id)
-            .field("credential_version", &self.credential_version)
-            .field("via", &self.via)
-            .field("link", &self.link.as_ref().map(|_| "<redacted>"))
-            .field("link_expires_at", &self.link_expires_at)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The columns of an [`OutboxEvent`], in [`event_from_row`]'s order (`e`: events).

@@ -5,10 +5,10 @@ use chrono::SecondsFormat;
 use super::super::change::{Changer, required_change_first};
 use super::super::permission;
 use super::super::{Attempt, Service, now_ms};
+use crate::domain::records::{AuditRecord, ThrottleKey};
 use crate::domain::{
     Email, Outcome, PasswordStatus, PasswordStatusRequest, Reply, RequestContext, ServiceError,
 };
-use crate::store::{AuditRecord, ThrottleKey};
 
 pub(super) const NAME: &str = "GetUserPasswordStatus";
 

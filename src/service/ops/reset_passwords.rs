@@ -7,11 +7,11 @@ use chrono::SecondsFormat;
 use super::super::change::{Changer, required_change_first};
 use super::super::permission;
 use super::super::{Attempt, Service, now_ms};
+use crate::domain::records::{ResetRecord, TargetRecord, UserRecord};
 use crate::domain::{
     Delivery, IssuedLink, Outcome, Reply, RequestContext, ResetItem, ResetOutcome, ResetRequest,
     ResetTargets, ResetToken, ServiceError,
 };
-use crate::store::{ResetRecord, TargetRecord, UserRecord};
 
 pub(super) const NAME: &str = "ResetUserPasswords";
 
