@@ -23,7 +23,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
 use super::throttle::{self, LockCache};
-use super::{Store, StoreError, directory};
+use super::{SqliteStore, StoreError, directory};
 use crate::domain::Outcome;
 use crate::domain::lockout::ThrottlePolicy;
 use crate::domain::records::{AuditRecord, RefusedCall, ThrottleKey};
@@ -136,7 +136,11 @@ impl Tally {
 
 impl AuditSink {
     /// Starts the writer thread on a connection of its own from `store`.
-    pub fn start(store: &Store, upkeep: Upkeep) -> Result<(AuditSink, AuditWriter), StoreError> {
+    pub fn start(
+        store: &crate::store::Store,
+        upkeep: Upkeep,
+    ) -> Result<(AuditSink, AuditWriter), StoreError> {
+        let crate::store::Store::Sqlite(store) = store;
         let (tx, rx) = mpsc::channel::<Message>(QUEUE);
         let store = store.clone();
         let handle = std::thread::Builder::new()
@@ -193,7 +197,7 @@ impl AuditWriter {
 }
 
 /// The writer thread's loop.
-fn run(store: Store, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
+fn run(store: SqliteStore, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut tally = Tally::default();
     let mut flushed = Instant::now();
@@ -251,7 +255,7 @@ fn run(store: Store, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
 /// another process, a full disk that gets space back): the rows are kept, and senders
 /// wait on the full queue meanwhile. Gives up, loudly, after about a minute.
 fn write_with_retries(
-    store: &Store,
+    store: &SqliteStore,
     what: &str,
     mut write: impl FnMut(&mut Connection) -> Result<(), StoreError>,
 ) {
@@ -347,7 +351,7 @@ fn write_tally(
 
 /// Deletes audit rows and acknowledged events older than `retention`, a batch per
 /// transaction, and forgets throttle counters that can no longer matter.
-fn prune(store: &Store, retention: Duration, policy: &ThrottlePolicy) {
+fn prune(store: &SqliteStore, retention: Duration, policy: &ThrottlePolicy) {
     let now = Utc::now();
     let cutoff = now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let cutoff = cutoff.to_rfc3339_opts(SecondsFormat::Micros, true);
