@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DEFAULT_BODY_LIMIT, Settings};
+use crate::config::{DEFAULT_BODY_LIMIT, Database, Settings};
 use crate::crypto::HashParams;
 use crate::domain::Outcome;
 use crate::provision;
@@ -161,9 +161,10 @@ fn parse_since(s: &str) -> Result<String, String> {
 
 #[derive(Args)]
 struct DbArg {
-    /// SQLite database file; created and migrated on open.
-    #[arg(long, env = "SOAP_PASSWD_DB", default_value = "./soap-passwd.db")]
-    db: PathBuf,
+    /// The database: an SQLite file (created and migrated on open), or a PostgreSQL URL,
+    /// postgres://USER:PASSWORD@HOST:PORT/DB, shared by any number of instances.
+    #[arg(long, env = "SOAP_PASSWD_DB", default_value = "./soap-passwd.db", value_parser = parse_database, hide_env_values = true)]
+    db: Database,
 }
 
 /// Upper bounds of the lockout flags: far beyond any sensible setting, and small enough
@@ -471,9 +472,13 @@ fn import(args: ImportArgs) -> Result<(), Stop> {
 }
 
 /// Opens an existing database for the read-mostly commands.
-fn open_for_reading(db: PathBuf) -> Result<crate::store::Store, String> {
-    if !db.exists() {
-        return Err(format!("no database at {}", db.display()));
+fn parse_database(s: &str) -> Result<Database, String> {
+    Ok(Database::parse(s))
+}
+
+fn open_for_reading(db: Database) -> Result<crate::store::Store, String> {
+    if let Some(path) = db.sqlite_path().filter(|p| !p.exists()) {
+        return Err(format!("no database at {}", path.display()));
     }
     startup::open_store(&Settings::new("127.0.0.1:0", db)).map_err(|e| e.to_string())
 }

@@ -1,8 +1,10 @@
 //! Runtime settings of the server, gathered from the command line in one struct so that
 //! tests build exactly what the binary builds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::HashParams;
 use crate::service::Defences;
@@ -12,12 +14,90 @@ use crate::soap::Limits;
 /// (`UpdateUserPasswords`, ~180 KB with short passwords) and 500 times a single call.
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 
+/// Where the data lives (`--db`, contract §15): a PostgreSQL URL, else an SQLite file.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB` (or `postgresql://`); it may hold a
+    /// password, so it is never shown whole.
+    Postgres(SecretString),
+}
+
+impl Database {
+    /// `postgres://…` and `postgresql://…` (any case) are PostgreSQL; anything else is
+    /// an SQLite path.
+    pub fn parse(s: &str) -> Database {
+        let lower = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Database::Postgres(SecretString::from(s.to_string()))
+        } else {
+            Database::Sqlite(PathBuf::from(s))
+        }
+    }
+
+    /// The SQLite file, if that is the backend.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
+    }
+
+    /// The URL, for connecting (never for showing).
+    pub fn postgres_url(&self) -> Option<&str> {
+        match self {
+            Database::Postgres(url) => Some(url.expose_secret()),
+            Database::Sqlite(_) => None,
+        }
+    }
+}
+
+/// The path, or the URL without its password.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => {
+                let url = url.expose_secret();
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                let host = host.split('?').next().unwrap_or(host);
+                write!(f, "{scheme}://{host}")
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({self})")
+    }
+}
+
+impl From<PathBuf> for Database {
+    fn from(path: PathBuf) -> Self {
+        Database::Sqlite(path)
+    }
+}
+
+impl From<&Path> for Database {
+    fn from(path: &Path) -> Self {
+        Database::Sqlite(path.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Database {
+    fn from(path: &PathBuf) -> Self {
+        Database::Sqlite(path.clone())
+    }
+}
+
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Address to listen on; port 0 picks a free port.
     pub bind: String,
-    pub db: PathBuf,
+    pub db: Database,
     /// The endpoint URL published in the WSDL (`soap:address`).
     pub public_url: Option<String>,
     /// Take the client's host from `X-Forwarded-Host` (a trusted proxy sets it).
@@ -65,7 +145,7 @@ pub fn cores() -> usize {
 
 impl Settings {
     /// Defaults for a database at `db`, listening on `bind`.
-    pub fn new(bind: impl Into<String>, db: impl Into<PathBuf>) -> Self {
+    pub fn new(bind: impl Into<String>, db: impl Into<Database>) -> Self {
         Settings {
             bind: bind.into(),
             db: db.into(),
@@ -92,5 +172,28 @@ impl Settings {
             reset_ttl: crate::service::DEFAULT_RESET_TTL,
             mail: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Database;
+
+    #[test]
+    fn a_postgres_url_is_told_from_a_path_and_never_shown_with_its_password() {
+        for url in [
+            "postgres://app:pw-1@db:5432/passwd",
+            "PostgreSQL://app:pw-1@db/passwd?sslmode=require",
+        ] {
+            let db = Database::parse(url);
+            assert_eq!(db.postgres_url(), Some(url));
+            let shown = format!("{db} {db:?}");
+            assert!(!shown.contains("pw-1"), "{shown}");
+        }
+        let file = Database::parse("./postgres.db");
+        assert_eq!(
+            file.sqlite_path().map(|p| p.to_str()),
+            Some(Some("./postgres.db"))
+        );
     }
 }

@@ -47,7 +47,7 @@ pub fn open_store(settings: &Settings) -> Result<Store, StartupError> {
     // be busy at once is plenty.
     let connections = (settings.workers * 2 + settings.hash_slots).max(4) as u32;
     Store::open(&settings.db, connections).map_err(|source| StartupError::Database {
-        path: settings.db.display().to_string(),
+        path: settings.db.to_string(),
         source,
     })
 }

@@ -5,9 +5,10 @@
 //!
 //! Architecture invariant: only the backend modules know SQL.
 
+mod postgres;
 mod sqlite;
 
-use std::path::Path;
+use crate::config::Database;
 
 pub use crate::domain::lockout::ThrottlePolicy;
 use crate::domain::records::{
@@ -30,6 +31,14 @@ pub enum StoreError {
     Join(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    PgPool(#[from] deadpool_postgres::PoolError),
+    #[error("database settings: {0}")]
+    Config(String),
+    #[error("{0} is not yet available on PostgreSQL")]
+    NotYet(&'static str),
 }
 
 /// The database the service runs on.
@@ -37,21 +46,29 @@ pub enum StoreError {
 pub enum Store {
     /// An embedded SQLite file (one process).
     Sqlite(sqlite::SqliteStore),
+    /// A PostgreSQL database, shared by any number of instances.
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it to the latest schema.
-    pub fn open(path: &Path, max_connections: u32) -> Result<Store, StoreError> {
-        Ok(Store::Sqlite(sqlite::SqliteStore::open(
-            path,
-            max_connections,
-        )?))
+    pub fn open(db: &Database, max_connections: u32) -> Result<Store, StoreError> {
+        Ok(match db {
+            Database::Sqlite(path) => {
+                Store::Sqlite(sqlite::SqliteStore::open(path, max_connections)?)
+            }
+            Database::Postgres(_) => Store::Postgres(postgres::PgStore::open(
+                db.postgres_url().unwrap_or_default(),
+                max_connections,
+            )?),
+        })
     }
 
     /// True when the database answers a trivial query.
     pub async fn healthy(&self) -> bool {
         match self {
             Store::Sqlite(s) => s.healthy().await,
+            Store::Postgres(p) => p.healthy().await,
         }
     }
 
@@ -64,6 +81,7 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         match self {
             Store::Sqlite(s) => s.email_key_of(account_key, user_id).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("email_key_of")),
         }
     }
 
@@ -75,6 +93,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         match self {
             Store::Sqlite(s) => s.locked_until(key, now_ms).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("locked_until")),
         }
     }
 
@@ -87,6 +106,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.any_locked(keys, now_ms).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("any_locked")),
         }
     }
 
@@ -101,6 +121,7 @@ impl Store {
     ) -> Result<SignInGate, StoreError> {
         match self {
             Store::Sqlite(s) => s.reserve_sign_in(sign_in, now_ms).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("reserve_sign_in")),
         }
     }
 
@@ -115,6 +136,7 @@ impl Store {
     ) -> Result<Vec<LockStarted>, StoreError> {
         match self {
             Store::Sqlite(s) => s.settle_sign_in(sign_in, outcome, now_ms).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("settle_sign_in")),
         }
     }
 
@@ -129,6 +151,7 @@ impl Store {
     ) -> Result<Vec<(bool, Option<i64>)>, StoreError> {
         match self {
             Store::Sqlite(s) => s.unlock_blocking(keys, audit, now_ms),
+            Store::Postgres(_) => Err(StoreError::NotYet("unlock_blocking")),
         }
     }
 
@@ -146,6 +169,7 @@ impl Store {
                 s.find_target(account_id, caller_id, target_ext_id, history)
                     .await
             }
+            Store::Postgres(_) => Err(StoreError::NotYet("find_target")),
         }
     }
 
@@ -159,6 +183,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         match self {
             Store::Sqlite(s) => s.apply_change(change, now_ms).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("apply_change")),
         }
     }
 
@@ -166,6 +191,7 @@ impl Store {
     pub async fn issue_resets(&self, resets: Vec<ResetRecord>) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.issue_resets(resets).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("issue_resets")),
         }
     }
 
@@ -177,6 +203,7 @@ impl Store {
     ) -> Result<Option<LinkOwner>, StoreError> {
         match self {
             Store::Sqlite(s) => s.find_link(token_hash, now_ms).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("find_link")),
         }
     }
 
@@ -184,6 +211,7 @@ impl Store {
     pub async fn reset_pending(&self, user_id: i64, now_ms: i64) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.reset_pending(user_id, now_ms).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("reset_pending")),
         }
     }
 
@@ -201,6 +229,7 @@ impl Store {
                 s.reach_page(account_id, caller_id, caller_role, after, limit)
                     .await
             }
+            Store::Postgres(_) => Err(StoreError::NotYet("reach_page")),
         }
     }
 
@@ -213,6 +242,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.upgrade_hash(user_id, old_hash, new_hash).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("upgrade_hash")),
         }
     }
 
@@ -223,6 +253,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.count_costlier_hashes(configured),
+            Store::Postgres(_) => Err(StoreError::NotYet("count_costlier_hashes")),
         }
     }
 
@@ -230,6 +261,7 @@ impl Store {
     pub fn existing_ids(&self, account_key: &str) -> Result<ExistingIds, StoreError> {
         match self {
             Store::Sqlite(s) => s.existing_ids(account_key),
+            Store::Postgres(_) => Err(StoreError::NotYet("existing_ids")),
         }
     }
 
@@ -242,6 +274,7 @@ impl Store {
     ) -> Result<ImportSummary, StoreError> {
         match self {
             Store::Sqlite(s) => s.import(plan, progress),
+            Store::Postgres(_) => Err(StoreError::NotYet("import")),
         }
     }
 
@@ -249,6 +282,7 @@ impl Store {
     pub fn audit_trail(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         match self {
             Store::Sqlite(s) => s.audit_trail(filter),
+            Store::Postgres(_) => Err(StoreError::NotYet("audit_trail")),
         }
     }
 
@@ -256,6 +290,7 @@ impl Store {
     pub fn events_after(&self, after: i64) -> Result<Vec<OutboxEvent>, StoreError> {
         match self {
             Store::Sqlite(s) => s.events_after(after),
+            Store::Postgres(_) => Err(StoreError::NotYet("events_after")),
         }
     }
 
@@ -263,6 +298,7 @@ impl Store {
     pub fn ack_events(&self, id: i64) -> Result<usize, StoreError> {
         match self {
             Store::Sqlite(s) => s.ack_events(id),
+            Store::Postgres(_) => Err(StoreError::NotYet("ack_events")),
         }
     }
 
@@ -275,6 +311,7 @@ impl Store {
     ) -> Result<Vec<Claimed>, StoreError> {
         match self {
             Store::Sqlite(s) => s.claim_mail(now_ms, lease_until_ms, limit).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("claim_mail")),
         }
     }
 
@@ -282,6 +319,7 @@ impl Store {
     pub async fn ack_mailed(&self, id: i64) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.ack_mailed(id).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("ack_mailed")),
         }
     }
 
@@ -289,6 +327,7 @@ impl Store {
     pub async fn defer_mail(&self, id: i64, next_ms: i64) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.defer_mail(id, next_ms).await,
+            Store::Postgres(_) => Err(StoreError::NotYet("defer_mail")),
         }
     }
 
@@ -297,6 +336,7 @@ impl Store {
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.checkpoint(),
+            Store::Postgres(_) => Ok(()),
         }
     }
 
@@ -304,6 +344,7 @@ impl Store {
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.is_empty(),
+            Store::Postgres(p) => p.is_empty(),
         }
     }
 }

@@ -140,7 +140,10 @@ impl AuditSink {
         store: &crate::store::Store,
         upkeep: Upkeep,
     ) -> Result<(AuditSink, AuditWriter), StoreError> {
-        let crate::store::Store::Sqlite(store) = store;
+        let store = match store {
+            crate::store::Store::Sqlite(store) => store,
+            crate::store::Store::Postgres(_) => return Err(StoreError::NotYet("the audit writer")),
+        };
         let (tx, rx) = mpsc::channel::<Message>(QUEUE);
         let store = store.clone();
         let handle = std::thread::Builder::new()

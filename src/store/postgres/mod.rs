@@ -1,0 +1,179 @@
+//! The PostgreSQL backend (contract §15): the same needs as `sqlite`, over a pool of
+//! async connections (tokio-postgres + deadpool), so that any number of instances share
+//! one database and act as one service. Every counter, version, link, audit row and
+//! event is in the database; nothing that decides a call lives only in a process.
+//!
+//! All database work runs on this backend's own small tokio runtime: the connections'
+//! tasks live there whichever runtime (an HTTP worker's, none for the CLI) asks, and the
+//! blocking methods of the seam (`import`, `audit`, the audit writer's thread) wait on
+//! it without an executor of their own. The SQL stays within what CockroachDB and
+//! YugabyteDB also run: no advisory locks, no LISTEN/NOTIFY, no functions or triggers;
+//! a transaction that fails to serialize (SQLSTATE 40001, 40P01) is retried.
+
+mod schema;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::StoreError;
+
+/// How long a call waits for a pooled connection, or for a new one to be made, before
+/// the call fails (a `soap:Server` fault, REST 503) instead of hanging.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a statement may run.
+const STATEMENT_TIMEOUT: &str = "10s";
+/// Attempts of a transaction that fails to serialize or deadlocks.
+const SERIALIZATION_ATTEMPTS: u32 = 5;
+
+/// The runtime the connections live on; shut down without blocking when the last store
+/// handle goes (which may happen on an async worker, where a blocking drop would panic).
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Runtime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        // Some until dropped.
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the runtime is gone only on drop"))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A pool of connections to one PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    rt: Arc<Runtime>,
+}
+
+impl PgStore {
+    /// Connects to `url` and migrates the schema to the latest version (whichever
+    /// instance comes first applies a migration; the others wait for it, then skip it).
+    pub fn open(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT}"));
+        if config.get_application_name().is_none() {
+            config.application_name("soap-passwd");
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Join(e.to_string()))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = {
+            let _inside = rt.enter();
+            Pool::builder(manager)
+                .max_size(usize::try_from(max_connections.max(2)).unwrap_or(2))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(CONNECT_TIMEOUT))
+                .create_timeout(Some(CONNECT_TIMEOUT))
+                .recycle_timeout(Some(CONNECT_TIMEOUT))
+                .build()
+                .map_err(|e| StoreError::Config(e.to_string()))?
+        };
+        let store = PgStore {
+            pool,
+            rt: Arc::new(Runtime(Some(rt))),
+        };
+        store.blocking(|pool| async move { schema::migrate(&pool).await })?;
+        Ok(store)
+    }
+
+    /// Runs `work` with the pool on this backend's runtime.
+    pub(super) async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let task = self.rt.get().spawn(work(self.pool.clone()));
+        task.await.map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// [`PgStore::run`] for a caller with no executor (CLI commands, the audit writer's
+    /// thread). Never call it from async code.
+    pub(super) fn blocking<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        self.rt.get().block_on(work(self.pool.clone()))
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn healthy(&self) -> bool {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            client.query_one("SELECT 1", &[]).await?;
+            Ok(())
+        })
+        .await
+        .is_ok()
+    }
+
+    /// True when no account exists yet.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        self.blocking(|pool| async move {
+            let client = pool.get().await?;
+            let row = client
+                .query_one("SELECT NOT EXISTS (SELECT 1 FROM accounts)", &[])
+                .await?;
+            Ok(row.get(0))
+        })
+    }
+}
+
+/// Whether `e` is a transaction that failed to serialize or deadlocked (worth retrying).
+pub(super) fn retryable(e: &StoreError) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e {
+        StoreError::Postgres(e) => e.code().is_some_and(|c| {
+            *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        }),
+        _ => false,
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for another reason, or has failed to
+/// serialize [`SERIALIZATION_ATTEMPTS`] times.
+pub(super) async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(e) if tries < SERIALIZATION_ATTEMPTS && retryable(&e) => {
+                tokio::time::sleep(Duration::from_millis(5 << tries)).await;
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The PostgreSQL schema's migrations, applied on open. Several instances may start at
+//! once on an empty database, and CockroachDB has no advisory locks: each migration is
+//! one transaction that first claims its version in `schema_migrations` (`INSERT … ON
+//! CONFLICT DO NOTHING RETURNING`). The first instance's claim wins and it applies the
+//! DDL in the same transaction; the others' inserts wait on its uncommitted row, then
+//! find it taken and skip the migration. See `migrations/README.md`.
+
+use deadpool_postgres::Pool;
+
+use super::StoreError;
+
+/// Every migration, oldest first: (version, SQL).
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_schema.sql"))];
+
+/// Attempts at creating the bookkeeping table while another instance creates it too.
+const CREATE_ATTEMPTS: u32 = 5;
+
+pub(super) async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.get().await?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        // Two sessions racing on CREATE TABLE IF NOT EXISTS: one gets a unique violation
+        // on the catalogue; it is there now.
+        match client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version    BIGINT PRIMARY KEY,
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                 )",
+            )
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if attempt < CREATE_ATTEMPTS && e.code().is_some() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (version, sql) in MIGRATIONS {
+        let tx = client.transaction().await?;
+        let claimed = tx
+            .query_opt(
+                "INSERT INTO schema_migrations (version) VALUES ($1)
+                 ON CONFLICT (version) DO NOTHING RETURNING version",
+                &[version],
+            )
+            .await?;
+        if claimed.is_some() {
+            tx.batch_execute(sql).await?;
+            tx.commit().await?;
+            log::info!("database migrated to version {version}");
+        } else {
+            tx.rollback().await?;
+        }
+    }
+    Ok(())
+}
