@@ -5,6 +5,7 @@
 //!
 //! Architecture invariant: only the backend modules know SQL.
 
+mod codec;
 mod postgres;
 mod sqlite;
 
@@ -81,7 +82,7 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         match self {
             Store::Sqlite(s) => s.email_key_of(account_key, user_id).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("email_key_of")),
+            Store::Postgres(p) => p.email_key_of(account_key, user_id).await,
         }
     }
 
@@ -93,7 +94,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         match self {
             Store::Sqlite(s) => s.locked_until(key, now_ms).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("locked_until")),
+            Store::Postgres(p) => p.locked_until(key, now_ms).await,
         }
     }
 
@@ -106,7 +107,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.any_locked(keys, now_ms).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("any_locked")),
+            Store::Postgres(p) => p.any_locked(keys, now_ms).await,
         }
     }
 
@@ -121,7 +122,7 @@ impl Store {
     ) -> Result<SignInGate, StoreError> {
         match self {
             Store::Sqlite(s) => s.reserve_sign_in(sign_in, now_ms).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("reserve_sign_in")),
+            Store::Postgres(p) => p.reserve_sign_in(sign_in, now_ms).await,
         }
     }
 
@@ -136,7 +137,7 @@ impl Store {
     ) -> Result<Vec<LockStarted>, StoreError> {
         match self {
             Store::Sqlite(s) => s.settle_sign_in(sign_in, outcome, now_ms).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("settle_sign_in")),
+            Store::Postgres(p) => p.settle_sign_in(sign_in, outcome, now_ms).await,
         }
     }
 
@@ -151,7 +152,7 @@ impl Store {
     ) -> Result<Vec<(bool, Option<i64>)>, StoreError> {
         match self {
             Store::Sqlite(s) => s.unlock_blocking(keys, audit, now_ms),
-            Store::Postgres(_) => Err(StoreError::NotYet("unlock_blocking")),
+            Store::Postgres(p) => p.unlock_blocking(keys, audit, now_ms),
         }
     }
 
@@ -169,7 +170,10 @@ impl Store {
                 s.find_target(account_id, caller_id, target_ext_id, history)
                     .await
             }
-            Store::Postgres(_) => Err(StoreError::NotYet("find_target")),
+            Store::Postgres(p) => {
+                p.find_target(account_id, caller_id, target_ext_id, history)
+                    .await
+            }
         }
     }
 
@@ -183,7 +187,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         match self {
             Store::Sqlite(s) => s.apply_change(change, now_ms).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("apply_change")),
+            Store::Postgres(p) => p.apply_change(change, now_ms).await,
         }
     }
 
@@ -242,7 +246,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.upgrade_hash(user_id, old_hash, new_hash).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("upgrade_hash")),
+            Store::Postgres(p) => p.upgrade_hash(user_id, old_hash, new_hash).await,
         }
     }
 

@@ -10,7 +10,9 @@
 //! YugabyteDB also run: no advisory locks, no LISTEN/NOTIFY, no functions or triggers;
 //! a transaction that fails to serialize (SQLSTATE 40001, 40P01) is retried.
 
+mod directory;
 mod schema;
+mod throttle;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -21,6 +23,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use super::StoreError;
+use crate::domain::records::{
+    AuditRecord, ChangeRecord, LockStarted, Settlement, SignIn, SignInGate, TargetRecord,
+    ThrottleKey,
+};
 
 /// How long a call waits for a pooled connection, or for a new one to be made, before
 /// the call fails (a `soap:Server` fault, REST 503) instead of hanging.
@@ -145,6 +151,185 @@ impl PgStore {
                 .await?;
             Ok(row.get(0))
         })
+    }
+}
+
+impl PgStore {
+    pub async fn email_key_of(
+        &self,
+        account_key: String,
+        user_id: String,
+    ) -> Result<Option<String>, StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            directory::email_key_of(&client, &account_key, &user_id).await
+        })
+        .await
+    }
+
+    pub async fn find_target(
+        &self,
+        account_id: i64,
+        caller_id: i64,
+        target_ext_id: String,
+        history: u32,
+    ) -> Result<Option<TargetRecord>, StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            directory::find_target(&client, account_id, caller_id, &target_ext_id, history).await
+        })
+        .await
+    }
+
+    pub async fn apply_change(
+        &self,
+        change: ChangeRecord,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.run(|pool| async move {
+            let change = &change;
+            retrying(|| {
+                let pool = pool.clone();
+                async move {
+                    let mut client = pool.get().await?;
+                    directory::apply_change(&mut client, change, now_ms).await
+                }
+            })
+            .await
+        })
+        .await
+    }
+
+    pub async fn locked_until(
+        &self,
+        key: ThrottleKey,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            throttle::locked_until(&client, &key, now_ms).await
+        })
+        .await
+    }
+
+    pub async fn any_locked(
+        &self,
+        keys: Vec<ThrottleKey>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            throttle::any_locked(&client, &keys, now_ms).await
+        })
+        .await
+    }
+
+    /// As `sqlite`'s: the reservation and the caller lookup in one transaction.
+    pub async fn reserve_sign_in(
+        &self,
+        sign_in: SignIn,
+        now_ms: i64,
+    ) -> Result<SignInGate, StoreError> {
+        self.run(|pool| async move {
+            let sign_in = &sign_in;
+            retrying(|| {
+                let pool = pool.clone();
+                async move {
+                    let mut client = pool.get().await?;
+                    let tx = client.transaction().await?;
+                    let gate = throttle::reserve(
+                        &tx,
+                        &sign_in.pair,
+                        sign_in.address.as_ref(),
+                        sign_in.id,
+                        &sign_in.policy,
+                        now_ms,
+                    )
+                    .await?;
+                    let gate = match gate {
+                        Ok(()) => SignInGate::Open(
+                            directory::find_caller(&tx, &sign_in.account_key, &sign_in.email_key)
+                                .await?,
+                        ),
+                        Err(throttle::Closed::Locked) => SignInGate::Locked,
+                        Err(throttle::Closed::Full) => SignInGate::Full,
+                    };
+                    tx.commit().await?;
+                    Ok(gate)
+                }
+            })
+            .await
+        })
+        .await
+    }
+
+    pub async fn settle_sign_in(
+        &self,
+        sign_in: SignIn,
+        outcome: Settlement,
+        now_ms: i64,
+    ) -> Result<Vec<LockStarted>, StoreError> {
+        self.run(|pool| async move {
+            let sign_in = &sign_in;
+            retrying(|| {
+                let pool = pool.clone();
+                async move {
+                    let mut client = pool.get().await?;
+                    let tx = client.transaction().await?;
+                    let started = throttle::settle(
+                        &tx,
+                        &sign_in.pair,
+                        sign_in.address.as_ref(),
+                        sign_in.id,
+                        outcome,
+                        &sign_in.policy,
+                        now_ms,
+                    )
+                    .await?;
+                    if rand::random::<u8>() == 0 {
+                        throttle::forget_quiet(&tx, &sign_in.policy, now_ms).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(started)
+                }
+            })
+            .await
+        })
+        .await
+    }
+
+    /// An operator's unlock of `keys`, with an audit row for each, in one transaction.
+    pub fn unlock_blocking(
+        &self,
+        keys: &[ThrottleKey],
+        audit: &AuditRecord,
+        now_ms: i64,
+    ) -> Result<Vec<(bool, Option<i64>)>, StoreError> {
+        let (keys, audit) = (keys.to_vec(), audit.clone());
+        self.blocking(|pool| async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let mut out = Vec::new();
+            for key in &keys {
+                out.push(throttle::unlock(&tx, key, now_ms).await?);
+            }
+            directory::insert_audit(&tx, &audit).await?;
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    pub async fn upgrade_hash(
+        &self,
+        user_id: i64,
+        old_hash: String,
+        new_hash: String,
+    ) -> Result<(), StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            directory::upgrade_hash(&client, user_id, &old_hash, &new_hash).await
+        })
+        .await
     }
 }
 

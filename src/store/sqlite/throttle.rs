@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::StoreError;
 use crate::domain::lockout::{LockRule, Refusal, Softlock, ThrottlePolicy};
 use crate::domain::records::{LockStarted, Settlement, ThrottleKey};
+use crate::store::codec::{decode_pairs, encode_pairs};
 
 /// The address locks this process knows of, so that calls refused before
 /// authentication from a throttled address can be paced without a database read each:
@@ -122,27 +123,6 @@ fn save(
         now
     ])?;
     Ok(())
-}
-
-/// `a:b,a:b`: compact, readable in a SQL shell, and the same text in any database.
-fn encode_pairs<A: std::fmt::Display, B: std::fmt::Display>(items: &[(A, B)]) -> String {
-    let mut out = String::new();
-    for (i, (a, b)) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&format!("{a}:{b}"));
-    }
-    out
-}
-
-fn decode_pairs<A: std::str::FromStr, B: std::str::FromStr>(text: &str) -> Vec<(A, B)> {
-    text.split(',')
-        .filter_map(|item| {
-            let (a, b) = item.split_once(':')?;
-            Some((a.parse().ok()?, b.parse().ok()?))
-        })
-        .collect()
 }
 
 /// Why a sign-in may not be verified now.
@@ -270,17 +250,4 @@ pub(super) fn forget_quiet(
     Ok(conn
         .prepare_cached("DELETE FROM auth_throttle WHERE updated_at < ?1 AND locked_until < ?2")?
         .execute(params![now.saturating_sub(quiet), now])?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pairs_round_trip_and_garbage_is_skipped() {
-        let items: Vec<(i64, u32)> = vec![(1_700_000_000_000, 3), (-5, 0)];
-        assert_eq!(decode_pairs::<i64, u32>(&encode_pairs(&items)), items);
-        assert_eq!(decode_pairs::<i64, u32>(""), vec![]);
-        assert_eq!(decode_pairs::<i64, u32>("x:1,2:3,4"), vec![(2, 3)]);
-    }
 }
