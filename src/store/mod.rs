@@ -195,7 +195,7 @@ impl Store {
     pub async fn issue_resets(&self, resets: Vec<ResetRecord>) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.issue_resets(resets).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("issue_resets")),
+            Store::Postgres(p) => p.issue_resets(resets).await,
         }
     }
 
@@ -207,7 +207,7 @@ impl Store {
     ) -> Result<Option<LinkOwner>, StoreError> {
         match self {
             Store::Sqlite(s) => s.find_link(token_hash, now_ms).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("find_link")),
+            Store::Postgres(p) => p.find_link(token_hash, now_ms).await,
         }
     }
 
@@ -215,7 +215,7 @@ impl Store {
     pub async fn reset_pending(&self, user_id: i64, now_ms: i64) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.reset_pending(user_id, now_ms).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("reset_pending")),
+            Store::Postgres(p) => p.reset_pending(user_id, now_ms).await,
         }
     }
 
@@ -233,7 +233,10 @@ impl Store {
                 s.reach_page(account_id, caller_id, caller_role, after, limit)
                     .await
             }
-            Store::Postgres(_) => Err(StoreError::NotYet("reach_page")),
+            Store::Postgres(p) => {
+                p.reach_page(account_id, caller_id, caller_role, after, limit)
+                    .await
+            }
         }
     }
 
@@ -257,7 +260,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.count_costlier_hashes(configured),
-            Store::Postgres(_) => Err(StoreError::NotYet("count_costlier_hashes")),
+            Store::Postgres(p) => p.count_costlier_hashes(configured),
         }
     }
 
@@ -286,7 +289,7 @@ impl Store {
     pub fn audit_trail(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         match self {
             Store::Sqlite(s) => s.audit_trail(filter),
-            Store::Postgres(_) => Err(StoreError::NotYet("audit_trail")),
+            Store::Postgres(p) => p.audit_trail(filter),
         }
     }
 
@@ -294,7 +297,7 @@ impl Store {
     pub fn events_after(&self, after: i64) -> Result<Vec<OutboxEvent>, StoreError> {
         match self {
             Store::Sqlite(s) => s.events_after(after),
-            Store::Postgres(_) => Err(StoreError::NotYet("events_after")),
+            Store::Postgres(p) => p.events_after(after),
         }
     }
 
@@ -302,7 +305,7 @@ impl Store {
     pub fn ack_events(&self, id: i64) -> Result<usize, StoreError> {
         match self {
             Store::Sqlite(s) => s.ack_events(id),
-            Store::Postgres(_) => Err(StoreError::NotYet("ack_events")),
+            Store::Postgres(p) => p.ack_events(id),
         }
     }
 
@@ -315,7 +318,7 @@ impl Store {
     ) -> Result<Vec<Claimed>, StoreError> {
         match self {
             Store::Sqlite(s) => s.claim_mail(now_ms, lease_until_ms, limit).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("claim_mail")),
+            Store::Postgres(p) => p.claim_mail(now_ms, lease_until_ms, limit).await,
         }
     }
 
@@ -323,7 +326,7 @@ impl Store {
     pub async fn ack_mailed(&self, id: i64) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.ack_mailed(id).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("ack_mailed")),
+            Store::Postgres(p) => p.ack_mailed(id).await,
         }
     }
 
@@ -331,7 +334,7 @@ impl Store {
     pub async fn defer_mail(&self, id: i64, next_ms: i64) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.defer_mail(id, next_ms).await,
-            Store::Postgres(_) => Err(StoreError::NotYet("defer_mail")),
+            Store::Postgres(p) => p.defer_mail(id, next_ms).await,
         }
     }
 

@@ -20,7 +20,7 @@ pub(super) const USER_COLUMNS: &str =
 pub(super) const USER_COLUMN_COUNT: usize = 10;
 
 /// A stored count as the domain's `u32` (the schema's CHECKs keep them small).
-fn count(row: &Row, i: usize) -> Result<u32, StoreError> {
+pub(super) fn count(row: &Row, i: usize) -> Result<u32, StoreError> {
     let n: i64 = row.try_get(i)?;
     u32::try_from(n).map_err(|_| StoreError::Conflict(format!("column {i} holds {n}")))
 }
@@ -264,7 +264,10 @@ pub(super) async fn apply_change(
         let spent = tx
             .prepare_cached(
                 "DELETE FROM reset_tokens
-                  WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3",
+                  WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3
+                    AND EXISTS (SELECT 1 FROM users
+                                 WHERE id = $2 AND status = 'active'
+                                   AND NOT externally_managed)",
             )
             .await?;
         if tx

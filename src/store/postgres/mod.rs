@@ -11,8 +11,10 @@
 //! a transaction that fails to serialize (SQLSTATE 40001, 40P01) is retried.
 
 mod directory;
+mod resets;
 mod schema;
 mod throttle;
+mod trail;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -24,8 +26,9 @@ use tokio_postgres::NoTls;
 
 use super::StoreError;
 use crate::domain::records::{
-    AuditRecord, ChangeRecord, LockStarted, Settlement, SignIn, SignInGate, TargetRecord,
-    ThrottleKey,
+    AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, LinkOwner, LockStarted,
+    OutboxEvent, ReachCursor, ReachedUser, ResetRecord, Settlement, SignIn, SignInGate,
+    TargetRecord, ThrottleKey,
 };
 
 /// How long a call waits for a pooled connection, or for a new one to be made, before
@@ -317,6 +320,129 @@ impl PgStore {
             tx.commit().await?;
             Ok(out)
         })
+    }
+
+    pub async fn issue_resets(&self, resets: Vec<ResetRecord>) -> Result<(), StoreError> {
+        self.run(|pool| async move {
+            let resets = &resets;
+            retrying(|| {
+                let pool = pool.clone();
+                async move {
+                    let mut client = pool.get().await?;
+                    resets::issue(&mut client, resets).await
+                }
+            })
+            .await
+        })
+        .await
+    }
+
+    pub async fn find_link(
+        &self,
+        token_hash: [u8; 32],
+        now_ms: i64,
+    ) -> Result<Option<LinkOwner>, StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            resets::find_link(&client, &token_hash, now_ms).await
+        })
+        .await
+    }
+
+    pub async fn reset_pending(&self, user_id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            resets::pending(&client, user_id, now_ms).await
+        })
+        .await
+    }
+
+    pub async fn reach_page(
+        &self,
+        account_id: i64,
+        caller_id: i64,
+        caller_role: crate::domain::Role,
+        after: ReachCursor,
+        limit: usize,
+    ) -> Result<Vec<ReachedUser>, StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            resets::reach_page(&client, account_id, caller_id, caller_role, after, limit).await
+        })
+        .await
+    }
+
+    /// How many stored hashes cost more to verify than `configured`.
+    pub fn count_costlier_hashes(
+        &self,
+        configured: crate::crypto::HashParams,
+    ) -> Result<u64, StoreError> {
+        self.blocking(|pool| async move {
+            let client = pool.get().await?;
+            let rows = client.query("SELECT password_hash FROM users", &[]).await?;
+            let mut n = 0;
+            for row in rows {
+                let phc: String = row.try_get(0)?;
+                if crate::crypto::validate_hash(&phc).is_ok_and(|p| p.cost() > configured.cost()) {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    pub fn audit_trail(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let filter = filter.clone();
+        self.blocking(|pool| async move {
+            let client = pool.get().await?;
+            trail::audit(&client, &filter).await
+        })
+    }
+
+    pub fn events_after(&self, after: i64) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.blocking(|pool| async move {
+            let client = pool.get().await?;
+            trail::events_after(&client, after).await
+        })
+    }
+
+    pub fn ack_events(&self, id: i64) -> Result<usize, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.blocking(|pool| async move {
+            let client = pool.get().await?;
+            let n = trail::ack(&client, id, &now).await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    pub async fn claim_mail(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.run(|pool| async move {
+            let mut client = pool.get().await?;
+            trail::claim_due(&mut client, now_ms, lease_until_ms, limit).await
+        })
+        .await
+    }
+
+    pub async fn ack_mailed(&self, id: i64) -> Result<bool, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            trail::ack_one(&client, id, &now).await
+        })
+        .await
+    }
+
+    pub async fn defer_mail(&self, id: i64, next_ms: i64) -> Result<(), StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            trail::defer(&client, id, next_ms).await
+        })
+        .await
     }
 
     pub async fn upgrade_hash(
