@@ -304,7 +304,7 @@ fn parse_public_url(s: &str) -> Result<String, String> {
 
 /// Runs the command line; the binary's `main`.
 pub fn main() -> ExitCode {
-    crate::logging::init("info,rusqlite_migration=warn");
+    crate::logging::init("info,rusqlite_migration=warn,tokio_postgres=warn");
     let code = run();
     crate::logging::flush();
     code

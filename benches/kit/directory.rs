@@ -216,7 +216,7 @@ pub(crate) struct Imported {
 /// Times the decision the service makes once per change, in process on `db`: the target
 /// lookup with its scope facts, then the rules. The caller administers the root.
 pub(crate) fn time_decisions(db: &Path, samples: usize) -> Result<Vec<(usize, Vec<u64>)>, String> {
-    let store = Store::open(db, 2).map_err(|e| e.to_string())?;
+    let store = Store::open(&db.into(), 2).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,6 +5,7 @@
 //!
 //! Architecture invariant: only the backend modules know SQL.
 
+pub(crate) mod audit;
 mod codec;
 mod postgres;
 mod sqlite;
@@ -17,7 +18,8 @@ use crate::domain::records::{
     ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser, ResetRecord,
     Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey,
 };
-pub use sqlite::{AuditSink, AuditWriter, DEFAULT_RETENTION, LockCache, Upkeep};
+pub use audit::{AuditSink, AuditWriter, DEFAULT_RETENTION, Upkeep};
+pub use sqlite::LockCache;
 
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +40,6 @@ pub enum StoreError {
     PgPool(#[from] deadpool_postgres::PoolError),
     #[error("database settings: {0}")]
     Config(String),
-    #[error("{0} is not yet available on PostgreSQL")]
-    NotYet(&'static str),
 }
 
 /// The database the service runs on.
@@ -268,7 +268,7 @@ impl Store {
     pub fn existing_ids(&self, account_key: &str) -> Result<ExistingIds, StoreError> {
         match self {
             Store::Sqlite(s) => s.existing_ids(account_key),
-            Store::Postgres(_) => Err(StoreError::NotYet("existing_ids")),
+            Store::Postgres(p) => p.existing_ids(account_key),
         }
     }
 
@@ -281,7 +281,7 @@ impl Store {
     ) -> Result<ImportSummary, StoreError> {
         match self {
             Store::Sqlite(s) => s.import(plan, progress),
-            Store::Postgres(_) => Err(StoreError::NotYet("import")),
+            Store::Postgres(p) => p.import(plan, progress),
         }
     }
 
@@ -352,6 +352,51 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.is_empty(),
             Store::Postgres(p) => p.is_empty(),
+        }
+    }
+    /// The audit writer's batch of rows (`store::audit`), in one transaction.
+    pub(crate) fn write_audit_rows(&self, batch: &[AuditRecord]) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.write_audit_rows(batch),
+            Store::Postgres(p) => p.write_audit_rows(batch),
+        }
+    }
+
+    /// The audit writer's refused calls: their minutes' rows and their addresses' counts.
+    pub(crate) fn write_refusals(
+        &self,
+        tally: &audit::Tally,
+        policy: &ThrottlePolicy,
+        now_ms: i64,
+    ) -> Result<Vec<audit::Counted>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.write_refusals(tally, policy, now_ms),
+            Store::Postgres(p) => p.write_refusals(tally, policy, now_ms),
+        }
+    }
+
+    /// One batch of retention's deletions.
+    pub(crate) fn prune_batch(
+        &self,
+        what: audit::Pruned,
+        cutoff: &str,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.prune_batch(what, cutoff, batch),
+            Store::Postgres(p) => p.prune_batch(what, cutoff, batch),
+        }
+    }
+
+    /// Forgets throttle counters that can no longer matter.
+    pub(crate) fn forget_quiet_counters(
+        &self,
+        policy: &ThrottlePolicy,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.forget_quiet_counters(policy, now_ms),
+            Store::Postgres(p) => p.forget_quiet_counters(policy, now_ms),
         }
     }
 }

@@ -11,10 +11,12 @@
 //! a transaction that fails to serialize (SQLSTATE 40001, 40P01) is retried.
 
 mod directory;
+mod import;
 mod resets;
 mod schema;
 mod throttle;
 mod trail;
+mod writer;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -456,6 +458,88 @@ impl PgStore {
             directory::upgrade_hash(&client, user_id, &old_hash, &new_hash).await
         })
         .await
+    }
+}
+
+impl PgStore {
+    /// Ids already stored for the account with this URL key.
+    pub fn existing_ids(
+        &self,
+        account_key: &str,
+    ) -> Result<crate::domain::records::ExistingIds, StoreError> {
+        let account_key = account_key.to_string();
+        self.blocking(|pool| async move {
+            let client = pool.get().await?;
+            import::existing_ids(&client, &account_key).await
+        })
+    }
+
+    /// Applies a validated provisioning plan in one transaction.
+    pub fn import(
+        &self,
+        plan: &crate::domain::records::DirectoryPlan,
+        progress: &dyn Fn(u64),
+    ) -> Result<crate::domain::records::ImportSummary, StoreError> {
+        // block_on runs the future on this thread: it may borrow the plan.
+        self.rt.get().block_on(async {
+            let mut client = self.pool.get().await?;
+            import::import(&mut client, plan, progress).await
+        })
+    }
+
+    /// The audit writer's batch of rows, in one transaction.
+    pub(crate) fn write_audit_rows(&self, batch: &[AuditRecord]) -> Result<(), StoreError> {
+        let batch = batch.to_vec();
+        self.blocking(|pool| async move {
+            let mut client = pool.get().await?;
+            writer::write_rows(&mut client, &batch).await
+        })
+    }
+
+    /// The audit writer's refused calls, counted (see `store::audit`).
+    pub(crate) fn write_refusals(
+        &self,
+        tally: &crate::store::audit::Tally,
+        policy: &crate::domain::lockout::ThrottlePolicy,
+        now_ms: i64,
+    ) -> Result<Vec<crate::store::audit::Counted>, StoreError> {
+        // block_on runs the future on this thread: it may borrow.
+        self.rt.get().block_on(async {
+            retrying(|| async {
+                let mut client = self.pool.get().await?;
+                writer::write_refusals(&mut client, tally, policy, now_ms).await
+            })
+            .await
+        })
+    }
+
+    /// One batch of retention's deletions; returns how many rows went.
+    pub(crate) fn prune_batch(
+        &self,
+        what: crate::store::audit::Pruned,
+        cutoff: &str,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let cutoff = cutoff.to_string();
+        self.blocking(|pool| async move {
+            let client = pool.get().await?;
+            writer::prune_batch(&client, what, &cutoff, batch).await
+        })
+    }
+
+    /// Forgets throttle counters that can no longer matter.
+    pub(crate) fn forget_quiet_counters(
+        &self,
+        policy: &crate::domain::lockout::ThrottlePolicy,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let policy = policy.clone();
+        self.blocking(|pool| async move {
+            let client = pool.get().await?;
+            throttle::forget_quiet(&client, &policy, now_ms)
+                .await
+                .map(|_| ())
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! find it taken and skip the migration. See `migrations/README.md`.
 
 use deadpool_postgres::Pool;
+use tokio_postgres::error::SqlState;
 
 use super::StoreError;
 
@@ -37,12 +38,44 @@ pub(super) async fn migrate(pool: &Pool) -> Result<(), StoreError> {
         }
     }
     for (version, sql) in MIGRATIONS {
+        // Another instance applying this version holds its claim until it commits: wait
+        // for it however long it takes (no statement timeout here), and start over if the
+        // database could not serialize the two.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match apply(&mut client, *version, sql).await {
+                Err(StoreError::Postgres(e))
+                    if attempt < CREATE_ATTEMPTS
+                        && e.code().is_some_and(|c| {
+                            *c == SqlState::T_R_SERIALIZATION_FAILURE
+                                || *c == SqlState::UNIQUE_VIOLATION
+                                || *c == SqlState::DUPLICATE_TABLE
+                        }) =>
+                {
+                    continue;
+                }
+                other => break other?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies migration `version` unless it is already claimed; in one transaction.
+async fn apply(
+    client: &mut deadpool_postgres::Client,
+    version: i64,
+    sql: &str,
+) -> Result<(), StoreError> {
+    {
         let tx = client.transaction().await?;
+        tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
         let claimed = tx
             .query_opt(
                 "INSERT INTO schema_migrations (version) VALUES ($1)
                  ON CONFLICT (version) DO NOTHING RETURNING version",
-                &[version],
+                &[&version],
             )
             .await?;
         if claimed.is_some() {

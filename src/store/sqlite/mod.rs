@@ -2,7 +2,6 @@
 //! query. Each method runs on a blocking thread with a pooled connection, never on the
 //! async executor.
 
-mod audit;
 mod directory;
 mod import;
 mod outbox;
@@ -10,6 +9,7 @@ mod resets;
 mod schema;
 mod throttle;
 mod trail;
+mod writer;
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,12 +18,12 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 use super::StoreError;
+use crate::domain::lockout::ThrottlePolicy;
 use crate::domain::records::{
     AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, DirectoryPlan, ExistingIds,
     ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser, ResetRecord,
     Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey,
 };
-pub use audit::{AuditSink, AuditWriter, DEFAULT_RETENTION, Upkeep};
 pub use throttle::LockCache;
 
 /// How long a connection waits for another writer before giving up.
@@ -394,6 +394,40 @@ impl SqliteStore {
     pub async fn defer_mail(&self, id: i64, next_ms: i64) -> Result<(), StoreError> {
         self.write(move |conn| outbox::defer(conn, id, next_ms))
             .await
+    }
+
+    /// The audit writer's batch of rows, in one transaction.
+    pub(crate) fn write_audit_rows(&self, batch: &[AuditRecord]) -> Result<(), StoreError> {
+        self.write_blocking(|conn| writer::write_rows(conn, batch))
+    }
+
+    /// The audit writer's refused calls, counted (see `store::audit`).
+    pub(crate) fn write_refusals(
+        &self,
+        tally: &crate::store::audit::Tally,
+        policy: &ThrottlePolicy,
+        now_ms: i64,
+    ) -> Result<Vec<crate::store::audit::Counted>, StoreError> {
+        self.write_blocking(|conn| writer::write_refusals(conn, tally, policy, now_ms))
+    }
+
+    /// One batch of retention's deletions; returns how many rows went.
+    pub(crate) fn prune_batch(
+        &self,
+        what: crate::store::audit::Pruned,
+        cutoff: &str,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        self.write_blocking(|conn| writer::prune_batch(conn, what, cutoff, batch))
+    }
+
+    /// Forgets throttle counters that can no longer matter.
+    pub(crate) fn forget_quiet_counters(
+        &self,
+        policy: &ThrottlePolicy,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.write_blocking(|conn| throttle::forget_quiet(conn, policy, now_ms).map(|_| ()))
     }
 
     /// Folds the write-ahead log into the database file, so the file is complete on its

@@ -3,6 +3,9 @@
 //! rows, counts the parameter faults among them against their client addresses, and
 //! prunes what is older than the retention.
 //!
+//! The writer is the same for every backend; what it writes goes through the backend's
+//! `write_audit_rows`, `write_refusals` and `prune_batch` (its SQL).
+//!
 //! Successful changes do not come here: their audit row is written in the change's own
 //! transaction. The channel is bounded; when it is full, senders wait (nothing is
 //! dropped).
@@ -19,11 +22,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use log::{error, info, warn};
-use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
-use super::throttle::{self, LockCache};
-use super::{SqliteStore, StoreError, directory};
+use super::{LockCache, Store, StoreError};
 use crate::domain::Outcome;
 use crate::domain::lockout::ThrottlePolicy;
 use crate::domain::records::{AuditRecord, RefusedCall, ThrottleKey};
@@ -93,19 +94,34 @@ pub struct AuditWriter {
 
 /// One counted row: per minute, client address, outcome and detail.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Aggregate {
-    minute_ms: i64,
-    client_addr: String,
-    outcome: Outcome,
-    detail: Option<String>,
+pub(crate) struct Aggregate {
+    pub(crate) minute_ms: i64,
+    pub(crate) client_addr: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) detail: Option<String>,
+}
+
+impl Aggregate {
+    /// The minute's start as stored, and the key its row is counted under.
+    pub(crate) fn at_and_key(&self) -> (String, String) {
+        let at = rfc3339(self.minute_ms);
+        let key = format!(
+            "{at}|{}|{}|{}",
+            self.client_addr,
+            self.outcome.as_str(),
+            self.detail.as_deref().unwrap_or("")
+        );
+        (at, key)
+    }
 }
 
 /// Refused calls gathered since the last flush.
 #[derive(Default)]
-struct Tally {
-    rows: HashMap<Aggregate, (u64, String)>,
+pub(crate) struct Tally {
+    /// Per minute's row: (calls, the first one's request id).
+    pub(crate) rows: HashMap<Aggregate, (u64, String)>,
     /// Per address counter: (refusals, a client address and request id for its lock row).
-    counts: HashMap<String, (ThrottleKey, u32, String, String)>,
+    pub(crate) counts: HashMap<String, (ThrottleKey, u32, String, String)>,
 }
 
 impl Tally {
@@ -136,14 +152,7 @@ impl Tally {
 
 impl AuditSink {
     /// Starts the writer thread on a connection of its own from `store`.
-    pub fn start(
-        store: &crate::store::Store,
-        upkeep: Upkeep,
-    ) -> Result<(AuditSink, AuditWriter), StoreError> {
-        let store = match store {
-            crate::store::Store::Sqlite(store) => store,
-            crate::store::Store::Postgres(_) => return Err(StoreError::NotYet("the audit writer")),
-        };
+    pub fn start(store: &Store, upkeep: Upkeep) -> Result<(AuditSink, AuditWriter), StoreError> {
         let (tx, rx) = mpsc::channel::<Message>(QUEUE);
         let store = store.clone();
         let handle = std::thread::Builder::new()
@@ -200,7 +209,7 @@ impl AuditWriter {
 }
 
 /// The writer thread's loop.
-fn run(store: SqliteStore, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
+fn run(store: Store, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut tally = Tally::default();
     let mut flushed = Instant::now();
@@ -235,13 +244,25 @@ fn run(store: SqliteStore, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
             }
         }
         if !batch.is_empty() {
-            write_with_retries(&store, "rows", |conn| write_batch(conn, &batch));
+            write_with_retries("rows", || store.write_audit_rows(&batch));
             batch.clear();
         }
         if (stop || flushed.elapsed() >= FLUSH_EVERY) && !tally.is_empty() {
             let gathered = std::mem::take(&mut tally);
-            write_with_retries(&store, "refused calls", |conn| {
-                write_tally(conn, &gathered, &upkeep.policy, &upkeep.locks)
+            write_with_retries("refused calls", || {
+                let now = Utc::now().timestamp_millis();
+                let counted = store.write_refusals(&gathered, &upkeep.policy, now)?;
+                for c in counted {
+                    if let Some(until) = c.started {
+                        warn!(
+                            "request_id={} lockout: address locked until {} after repeated refused calls",
+                            c.request_id,
+                            rfc3339(until)
+                        );
+                    }
+                    upkeep.locks.note(&c.key, c.locked_until, now);
+                }
+                Ok(())
             });
             flushed = Instant::now();
         }
@@ -255,16 +276,13 @@ fn run(store: SqliteStore, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
 }
 
 /// Writes a batch, retrying while the database is busy or failing (a lock held by
-/// another process, a full disk that gets space back): the rows are kept, and senders
-/// wait on the full queue meanwhile. Gives up, loudly, after about a minute.
-fn write_with_retries(
-    store: &SqliteStore,
-    what: &str,
-    mut write: impl FnMut(&mut Connection) -> Result<(), StoreError>,
-) {
+/// another process, a full disk that gets space back, a database restarting): the rows
+/// are kept, and senders wait on the full queue meanwhile. Gives up, loudly, after about
+/// a minute.
+fn write_with_retries(what: &str, mut write: impl FnMut() -> Result<(), StoreError>) {
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=RETRIES {
-        match store.write_blocking(&mut write) {
+        match write() {
             Ok(()) => return,
             Err(e) if attempt == RETRIES => {
                 error!("audit: gave up writing {what} after {attempt} attempts: {e}");
@@ -278,109 +296,46 @@ fn write_with_retries(
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[AuditRecord]) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for r in batch {
-        directory::insert_audit(&tx, r)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Adds the gathered refused calls to their minute's rows and counts the parameter
-/// faults against their addresses, in one transaction; a lock that starts is audited.
-fn write_tally(
-    conn: &mut Connection,
-    tally: &Tally,
-    policy: &ThrottlePolicy,
-    locks: &LockCache,
-) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO audit_log (at, request_id, outcome, detail, client_addr, count,
-                                    aggregate_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (aggregate_key) DO UPDATE SET count = count + excluded.count",
-        )?;
-        for (key, (count, request_id)) in &tally.rows {
-            let at = rfc3339(key.minute_ms);
-            let aggregate_key = format!(
-                "{at}|{}|{}|{}",
-                key.client_addr,
-                key.outcome.as_str(),
-                key.detail.as_deref().unwrap_or("")
-            );
-            upsert.execute(params![
-                at,
-                request_id,
-                key.outcome.as_str(),
-                key.detail,
-                key.client_addr,
-                i64::try_from(*count).unwrap_or(i64::MAX),
-                aggregate_key
-            ])?;
-        }
-    }
-    let now = Utc::now().timestamp_millis();
-    let mut noted = Vec::new();
-    for (counter, n, client_addr, request_id) in tally.counts.values() {
-        let (started, locked_until) = throttle::count_and_read(&tx, counter, *n, policy, now)?;
-        noted.push((counter, locked_until));
-        if let Some((_, until)) = started {
-            let until = rfc3339(until);
-            warn!(
-                "request_id={request_id} lockout: address locked until {until} after repeated refused calls"
-            );
-            directory::insert_audit(
-                &tx,
-                &AuditRecord::new(request_id, client_addr, Outcome::Lockout)
-                    .detail(Some(format!("ADDRESS_THROTTLED until {until}"))),
-            )?;
-        }
-    }
-    tx.commit()?;
-    for (counter, until) in noted {
-        locks.note(counter, until, now);
-    }
-    Ok(())
+/// An address counter the refused calls were counted against: its lock's end now (0:
+/// none), and the end of a lock the count started.
+pub(crate) struct Counted {
+    pub(crate) key: ThrottleKey,
+    pub(crate) locked_until: i64,
+    pub(crate) started: Option<i64>,
+    pub(crate) request_id: String,
+}
+
+/// The audit row of an address lock that counted refusals started.
+pub(crate) fn address_lock_row(request_id: &str, client_addr: &str, until: i64) -> AuditRecord {
+    AuditRecord::new(request_id, client_addr, Outcome::Lockout)
+        .detail(Some(format!("ADDRESS_THROTTLED until {}", rfc3339(until))))
+}
+
+/// What retention deletes, a batch at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pruned {
+    AuditRows,
+    AcknowledgedEvents,
 }
 
 /// Deletes audit rows and acknowledged events older than `retention`, a batch per
 /// transaction, and forgets throttle counters that can no longer matter.
-fn prune(store: &SqliteStore, retention: Duration, policy: &ThrottlePolicy) {
+fn prune(store: &Store, retention: Duration, policy: &ThrottlePolicy) {
     let now = Utc::now();
     let cutoff = now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let cutoff = cutoff.to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut deleted = (0usize, 0usize);
-    for (table, sql) in [
-        (
-            0,
-            "DELETE FROM audit_log WHERE id IN
-               (SELECT id FROM audit_log WHERE at < ?1 ORDER BY at LIMIT ?2)",
-        ),
-        (
-            1,
-            "DELETE FROM events WHERE id IN
-               (SELECT id FROM events WHERE acked_at IS NOT NULL AND acked_at < ?1
-                 ORDER BY acked_at LIMIT ?2)",
-        ),
-    ] {
+    for what in [Pruned::AuditRows, Pruned::AcknowledgedEvents] {
         loop {
-            let result = store.write_blocking(|conn| {
-                Ok(conn
-                    .prepare_cached(sql)?
-                    .execute(params![cutoff, PRUNE_BATCH as i64])?)
-            });
-            match result {
+            match store.prune_batch(what, &cutoff, PRUNE_BATCH) {
                 Ok(n) => {
-                    if table == 0 {
+                    if what == Pruned::AuditRows {
                         deleted.0 += n;
                     } else {
                         deleted.1 += n;
@@ -396,9 +351,7 @@ fn prune(store: &SqliteStore, retention: Duration, policy: &ThrottlePolicy) {
             }
         }
     }
-    if let Err(e) = store.write_blocking(|conn| {
-        throttle::forget_quiet(conn, policy, now.timestamp_millis()).map(|_| ())
-    }) {
+    if let Err(e) = store.forget_quiet_counters(policy, now.timestamp_millis()) {
         warn!("audit: forgetting quiet counters failed ({e})");
     }
     if deleted != (0, 0) {

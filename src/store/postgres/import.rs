@@ -1,0 +1,399 @@
+//! Applying a validated provisioning plan on PostgreSQL: as `sqlite::import` — upserts by
+//! id, all in one transaction, never touching an existing user's password — with new
+//! users, their scopes and roles inserted a batch at a time (`INSERT … SELECT FROM
+//! UNNEST($1, $2, …)`: one statement per few thousand rows, not one per row).
+
+use std::collections::{HashMap, HashSet};
+
+use deadpool_postgres::{GenericClient, Transaction};
+
+use super::super::StoreError;
+use crate::domain::Role;
+use crate::domain::records::{AccountPlan, DirectoryPlan, ExistingIds, ImportSummary, UserPlan};
+
+/// Rows per multi-row statement.
+const CHUNK: usize = 5000;
+/// How often (in users) the import reports progress.
+const PROGRESS_EVERY: usize = 10_000;
+
+pub(super) async fn existing_ids(
+    client: &impl GenericClient,
+    account_key: &str,
+) -> Result<ExistingIds, StoreError> {
+    let mut sets = Vec::new();
+    for table in ["users", "departments", "roles"] {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT t.ext_id FROM {table} t JOIN accounts a ON a.id = t.account_id
+                      WHERE a.url_key = $1"
+                ),
+                &[&account_key],
+            )
+            .await?;
+        sets.push(
+            rows.iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<HashSet<String>, _>>()?,
+        );
+    }
+    let mut emails = HashMap::new();
+    let mut owner = None;
+    let rows = client
+        .query(
+            "SELECT u.ext_id, u.email_key, u.role FROM users u
+               JOIN accounts a ON a.id = u.account_id WHERE a.url_key = $1",
+            &[&account_key],
+        )
+        .await?;
+    for row in rows {
+        let (ext_id, email_key, role): (String, String, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if role == Role::Owner.as_str() {
+            owner = Some(ext_id.clone());
+        }
+        emails.insert(email_key, ext_id);
+    }
+    let roles = sets.pop().unwrap_or_default();
+    let departments = sets.pop().unwrap_or_default();
+    let users = sets.pop().unwrap_or_default();
+    Ok(ExistingIds {
+        users,
+        departments,
+        roles,
+        emails,
+        owner,
+    })
+}
+
+pub(super) async fn import(
+    client: &mut deadpool_postgres::Client,
+    plan: &DirectoryPlan,
+    progress: &dyn Fn(u64),
+) -> Result<ImportSummary, StoreError> {
+    let tx = client.transaction().await?;
+    let mut summary = ImportSummary::default();
+    let mut done = 0u64;
+    for account in &plan.accounts {
+        import_account(&tx, account, &mut summary, &|n| progress(done + n)).await?;
+        done += account.users.len() as u64;
+    }
+    // A user the directory deactivated or handed to an external directory loses their
+    // reset links (contract §11.4).
+    tx.execute(
+        "DELETE FROM reset_tokens WHERE user_id IN
+           (SELECT id FROM users WHERE status <> 'active' OR externally_managed)",
+        &[],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+async fn import_account(
+    tx: &Transaction<'_>,
+    a: &AccountPlan,
+    summary: &mut ImportSummary,
+    progress: &dyn Fn(u64),
+) -> Result<(), StoreError> {
+    let p = &a.policy;
+    let account_id: i64 = tx
+        .query_one(
+            "INSERT INTO accounts (url, url_key, name, min_length, max_length, forbid_email,
+                                   forbid_common, history, self_service)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (url_key) DO UPDATE SET
+                 url = excluded.url, name = excluded.name, min_length = excluded.min_length,
+                 max_length = excluded.max_length, forbid_email = excluded.forbid_email,
+                 forbid_common = excluded.forbid_common, history = excluded.history,
+                 self_service = excluded.self_service
+             RETURNING id",
+            &[
+                &a.url,
+                &a.url_key,
+                &a.name,
+                &i64::from(p.min_length),
+                &i64::from(p.max_length),
+                &p.forbid_email,
+                &p.forbid_common,
+                &i64::from(p.history),
+                &p.self_service,
+            ],
+        )
+        .await?
+        .try_get(0)?;
+    summary.accounts += 1;
+
+    // Departments one by one: a child needs its parent's id (they come parents first).
+    let mut departments: HashMap<String, i64> = HashMap::new();
+    let upsert = tx
+        .prepare_cached(
+            "INSERT INTO departments (account_id, ext_id, name, parent_id)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id, ext_id) DO UPDATE SET
+                 name = excluded.name, parent_id = excluded.parent_id
+             RETURNING id",
+        )
+        .await?;
+    for d in &a.departments {
+        let parent = d
+            .parent
+            .as_deref()
+            .and_then(|p| departments.get(p).copied());
+        let id: i64 = tx
+            .query_one(&upsert, &[&account_id, &d.ext_id, &d.name, &parent])
+            .await?
+            .try_get(0)?;
+        departments.insert(d.ext_id.clone(), id);
+        summary.departments += 1;
+    }
+    // Departments the file refers to but does not list are the stored ones.
+    for row in tx
+        .query(
+            "SELECT ext_id, id FROM departments WHERE account_id = $1",
+            &[&account_id],
+        )
+        .await?
+    {
+        departments
+            .entry(row.try_get(0)?)
+            .or_insert(row.try_get(1)?);
+    }
+
+    let mut roles: HashMap<String, i64> = HashMap::new();
+    let upsert = tx
+        .prepare_cached(
+            "INSERT INTO roles (account_id, ext_id, name) VALUES ($1, $2, $3)
+             ON CONFLICT (account_id, ext_id) DO UPDATE SET name = excluded.name
+             RETURNING id",
+        )
+        .await?;
+    for r in &a.roles {
+        let id: i64 = tx
+            .query_one(&upsert, &[&account_id, &r.ext_id, &r.name])
+            .await?
+            .try_get(0)?;
+        tx.execute("DELETE FROM role_permissions WHERE role_id = $1", &[&id])
+            .await?;
+        tx.execute(
+            "INSERT INTO role_permissions (role_id, permission)
+             SELECT $1, p FROM UNNEST($2::TEXT[]) AS p",
+            &[&id, &r.permissions],
+        )
+        .await?;
+        roles.insert(r.ext_id.clone(), id);
+        summary.roles += 1;
+    }
+    for row in tx
+        .query(
+            "SELECT ext_id, id FROM roles WHERE account_id = $1",
+            &[&account_id],
+        )
+        .await?
+    {
+        roles.entry(row.try_get(0)?).or_insert(row.try_get(1)?);
+    }
+    let department_of = |ext: &str| {
+        departments
+            .get(ext)
+            .copied()
+            .ok_or_else(|| StoreError::Conflict(format!("no department \"{ext}\"")))
+    };
+    let role_of = |ext: &str| {
+        roles
+            .get(ext)
+            .copied()
+            .ok_or_else(|| StoreError::Conflict(format!("no role \"{ext}\"")))
+    };
+
+    let mut stored: HashMap<String, i64> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT ext_id, id FROM users WHERE account_id = $1",
+            &[&account_id],
+        )
+        .await?
+    {
+        stored.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+    // Stored users in this file first give up the e-mails and the owner role they are
+    // leaving, so that moving either between two users does not trip a unique index.
+    let release = tx
+        .prepare_cached(
+            "UPDATE users SET email_key = 'released:' || id,
+                              role = CASE WHEN role = 'owner' THEN $4 ELSE role END
+              WHERE account_id = $1 AND ext_id = $2
+                AND (email_key <> $3 OR role = 'owner' AND $4 <> 'owner')",
+        )
+        .await?;
+    for u in a.users.iter().filter(|u| stored.contains_key(&u.ext_id)) {
+        tx.execute(
+            &release,
+            &[&account_id, &u.ext_id, &u.email_key, &u.role.as_str()],
+        )
+        .await?;
+    }
+
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let update = tx
+        .prepare_cached(
+            "UPDATE users SET email = $2, email_key = $3, role = $4, department_id = $5,
+                              status = $6, externally_managed = $7
+              WHERE id = $1",
+        )
+        .await?;
+    let mut user_ids: HashMap<&str, i64> = HashMap::with_capacity(a.users.len());
+    let mut new: Vec<&UserPlan> = Vec::new();
+    for (i, u) in a.users.iter().enumerate() {
+        if i % PROGRESS_EVERY == 0 {
+            progress(i as u64);
+        }
+        let department = department_of(&u.department)?;
+        match stored.get(&u.ext_id).copied() {
+            Some(id) => {
+                tx.execute(
+                    &update,
+                    &[
+                        &id,
+                        &u.email,
+                        &u.email_key,
+                        &u.role.as_str(),
+                        &department,
+                        &u.status.as_str(),
+                        &u.externally_managed,
+                    ],
+                )
+                .await?;
+                summary.users_updated += 1;
+                user_ids.insert(&u.ext_id, id);
+            }
+            None => new.push(u),
+        }
+    }
+    let updated: Vec<i64> = user_ids.values().copied().collect();
+    tx.execute(
+        "DELETE FROM user_manages WHERE user_id = ANY($1)",
+        &[&updated],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM user_roles WHERE user_id = ANY($1)",
+        &[&updated],
+    )
+    .await?;
+
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO users (account_id, ext_id, email, email_key, role, department_id,
+                                status, externally_managed, password_hash, password_changed_at)
+             SELECT $1, x.ext_id, x.email, x.email_key, x.role, x.department_id, x.status,
+                    x.externally_managed, x.password_hash, $2
+               FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[],
+                           $8::TEXT[], $9::BOOLEAN[], $10::TEXT[])
+                 AS x(ext_id, email, email_key, role, department_id, status,
+                      externally_managed, password_hash)
+             RETURNING ext_id, id",
+        )
+        .await?;
+    for chunk in new.chunks(CHUNK) {
+        let mut columns = NewUsers::default();
+        for u in chunk {
+            let hash = u.password_hash.as_deref().ok_or_else(|| {
+                StoreError::Conflict(format!("user \"{}\" is new but has no password", u.ext_id))
+            })?;
+            columns.ext_id.push(&u.ext_id);
+            columns.email.push(&u.email);
+            columns.email_key.push(&u.email_key);
+            columns.role.push(u.role.as_str());
+            columns.department.push(department_of(&u.department)?);
+            columns.status.push(u.status.as_str());
+            columns.external.push(u.externally_managed);
+            columns.hash.push(hash);
+        }
+        let rows = tx
+            .query(
+                &insert,
+                &[
+                    &account_id,
+                    &now,
+                    &columns.ext_id,
+                    &columns.email,
+                    &columns.email_key,
+                    &columns.role,
+                    &columns.department,
+                    &columns.status,
+                    &columns.external,
+                    &columns.hash,
+                ],
+            )
+            .await?;
+        let by_ext: HashMap<String, i64> = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, StoreError>>()?;
+        for u in chunk {
+            if let Some(id) = by_ext.get(&u.ext_id) {
+                user_ids.insert(&u.ext_id, *id);
+            }
+        }
+        summary.users_created += chunk.len();
+    }
+
+    // Scopes and custom roles, a batch at a time.
+    let mut manages: (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
+    let mut custom: (Vec<i64>, Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new(), Vec::new());
+    for u in &a.users {
+        let Some(&user_id) = user_ids.get(u.ext_id.as_str()) else {
+            continue;
+        };
+        for m in &u.manages {
+            manages.0.push(user_id);
+            manages.1.push(department_of(m)?);
+        }
+        for cr in &u.custom_roles {
+            let role = role_of(&cr.role)?;
+            for d in &cr.departments {
+                custom.0.push(user_id);
+                custom.1.push(role);
+                custom.2.push(department_of(d)?);
+            }
+        }
+    }
+    for (users, depts) in manages.0.chunks(CHUNK).zip(manages.1.chunks(CHUNK)) {
+        tx.execute(
+            "INSERT INTO user_manages (user_id, department_id)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) ON CONFLICT DO NOTHING",
+            &[&users, &depts],
+        )
+        .await?;
+    }
+    for ((users, roles), depts) in custom
+        .0
+        .chunks(CHUNK)
+        .zip(custom.1.chunks(CHUNK))
+        .zip(custom.2.chunks(CHUNK))
+    {
+        tx.execute(
+            "INSERT INTO user_roles (user_id, role_id, department_id)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[])
+             ON CONFLICT DO NOTHING",
+            &[&users, &roles, &depts],
+        )
+        .await?;
+    }
+    progress(a.users.len() as u64);
+    Ok(())
+}
+
+/// New users' columns, for one multi-row insert.
+#[derive(Default)]
+struct NewUsers<'a> {
+    ext_id: Vec<&'a str>,
+    email: Vec<&'a str>,
+    email_key: Vec<&'a str>,
+    role: Vec<&'a str>,
+    department: Vec<i64>,
+    status: Vec<&'a str>,
+    external: Vec<bool>,
+    hash: Vec<&'a str>,
+}
