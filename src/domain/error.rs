@@ -31,6 +31,10 @@ pub enum ServiceError {
     /// told nothing about it.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached now (contract §15): a `soap:Server` fault, REST
+    /// 503. Like [`ServiceError::Internal`], the cause is for the log only.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Why a sign-in failed. A domain rule (contract §4, §10): a lockout looks exactly like
@@ -118,7 +122,7 @@ impl ServiceError {
             ServiceError::PermissionDenied(_) => Outcome::PermissionDenied,
             ServiceError::ServerBusy => Outcome::ServerBusy,
             ServiceError::LinkInvalid => Outcome::LinkInvalid,
-            ServiceError::Internal(_) => Outcome::Internal,
+            ServiceError::Internal(_) | ServiceError::Unavailable(_) => Outcome::Internal,
         }
     }
 
@@ -162,6 +166,9 @@ impl ServiceError {
                     .into()
             }
             ServiceError::Internal(_) => "Internal error".into(),
+            ServiceError::Unavailable(_) => {
+                "The service cannot reach its database; retry shortly.".into()
+            }
         }
     }
 

@@ -104,6 +104,13 @@ impl Problem {
             ServiceError::Internal(_) => {
                 Problem::new("internal", "Internal error", 500, "INTERNAL", detail)
             }
+            ServiceError::Unavailable(_) => Problem::new(
+                "unavailable",
+                "Service unavailable",
+                503,
+                "UNAVAILABLE",
+                detail,
+            ),
         }
     }
 

@@ -130,10 +130,29 @@ impl Service {
     /// Runs a call a front door decoded. Every attempt is audited here or in its
     /// change's own transaction.
     pub async fn handle(&self, call: Call, ctx: &RequestContext) -> Attempt {
-        let attempt = ops::run(self, call, ctx).await;
-        if let Err(ServiceError::Internal(source)) = &attempt.result {
+        let mut attempt = ops::run(self, call, ctx).await;
+        if let Err(ServiceError::Internal(source)) = &mut attempt.result {
+            // A database that cannot be reached is answered as such (REST 503).
+            let unavailable = source
+                .downcast_ref::<crate::store::StoreError>()
+                .is_some_and(crate::store::StoreError::is_unavailable);
+            if unavailable {
+                let source = std::mem::replace(source, "moved".into());
+                attempt.result = Err(ServiceError::Unavailable(source));
+            }
+        }
+        match &attempt.result {
             // The caller is told nothing of it; the log keeps the cause.
-            log::error!("request_id={} internal error: {source}", ctx.request_id);
+            Err(ServiceError::Internal(source)) => {
+                log::error!("request_id={} internal error: {source}", ctx.request_id);
+            }
+            Err(ServiceError::Unavailable(source)) => {
+                log::error!(
+                    "request_id={} database unavailable: {source}",
+                    ctx.request_id
+                );
+            }
+            _ => {}
         }
         attempt
     }

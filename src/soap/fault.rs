@@ -142,7 +142,7 @@ impl Fault {
             },
             // Links are spent over REST and the form only; a SOAP client never gets it.
             ServiceError::LinkInvalid => Fault::new(FaultCode::Client, message),
-            ServiceError::Internal(_) => Fault::internal(),
+            ServiceError::Internal(_) | ServiceError::Unavailable(_) => Fault::internal(),
         }
     }
 

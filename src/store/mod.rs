@@ -40,6 +40,22 @@ pub enum StoreError {
     PgPool(#[from] deadpool_postgres::PoolError),
     #[error("database settings: {0}")]
     Config(String),
+    #[error("the database did not answer in time")]
+    Timeout,
+}
+
+impl StoreError {
+    /// The database cannot be reached or does not answer (as opposed to a query that
+    /// failed): a connection refused or lost, a pool that found no connection in time,
+    /// an operation past its bound.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::PgPool(_) | StoreError::Timeout => true,
+            StoreError::Postgres(e) => e.is_closed() || e.code().is_none(),
+            StoreError::Pool(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// The database the service runs on.

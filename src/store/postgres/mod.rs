@@ -36,8 +36,16 @@ use crate::domain::records::{
 /// How long a call waits for a pooled connection, or for a new one to be made, before
 /// the call fails (a `soap:Server` fault, REST 503) instead of hanging.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest a statement may run.
-const STATEMENT_TIMEOUT: &str = "10s";
+/// The longest a statement may run (the server's bound).
+const STATEMENT_TIMEOUT: &str = "5s";
+/// The longest any database operation may take here, whatever the server does (a
+/// database that stops answering cannot enforce its own statement timeout): past it the
+/// call fails as unavailable instead of hanging.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `/health` waits for the database.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// TCP keepalive and user timeout: a connection whose peer went silent is found dead.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
 /// Attempts of a transaction that fails to serialize or deadlocks.
 const SERIALIZATION_ATTEMPTS: u32 = 5;
 
@@ -79,6 +87,10 @@ impl PgStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT}"));
+        config.keepalives(true);
+        config.keepalives_idle(KEEPALIVE_IDLE);
+        #[cfg(target_os = "linux")]
+        config.tcp_user_timeout(KEEPALIVE_IDLE);
         if config.get_application_name().is_none() {
             config.application_name("soap-passwd");
         }
@@ -122,7 +134,14 @@ impl PgStore {
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
         let task = self.rt.get().spawn(work(self.pool.clone()));
-        task.await.map_err(|e| StoreError::Join(e.to_string()))?
+        let abort = task.abort_handle();
+        match tokio::time::timeout(OPERATION_TIMEOUT, task).await {
+            Ok(joined) => joined.map_err(|e| StoreError::Join(e.to_string()))?,
+            Err(_) => {
+                abort.abort();
+                Err(StoreError::Timeout)
+            }
+        }
     }
 
     /// [`PgStore::run`] for a caller with no executor (CLI commands, the audit writer's
@@ -133,18 +152,26 @@ impl PgStore {
         F: FnOnce(Pool) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        self.rt.get().block_on(work(self.pool.clone()))
+        let work = work(self.pool.clone());
+        self.rt.get().block_on(async {
+            tokio::time::timeout(OPERATION_TIMEOUT, work)
+                .await
+                .unwrap_or(Err(StoreError::Timeout))
+        })
     }
 
     /// True when the database answers a trivial query.
     pub async fn healthy(&self) -> bool {
-        self.run(|pool| async move {
+        let probe = self.run(|pool| async move {
             let client = pool.get().await?;
             client.query_one("SELECT 1", &[]).await?;
             Ok(())
-        })
-        .await
-        .is_ok()
+        });
+        // A health check answers soon: a database silent for this long is not healthy.
+        matches!(
+            tokio::time::timeout(HEALTH_TIMEOUT, probe).await,
+            Ok(Ok(()))
+        )
     }
 
     /// True when no account exists yet.
@@ -505,11 +532,13 @@ impl PgStore {
     ) -> Result<Vec<crate::store::audit::Counted>, StoreError> {
         // block_on runs the future on this thread: it may borrow.
         self.rt.get().block_on(async {
-            retrying(|| async {
+            let write = retrying(|| async {
                 let mut client = self.pool.get().await?;
                 writer::write_refusals(&mut client, tally, policy, now_ms).await
-            })
-            .await
+            });
+            tokio::time::timeout(OPERATION_TIMEOUT, write)
+                .await
+                .unwrap_or(Err(StoreError::Timeout))
         })
     }
 

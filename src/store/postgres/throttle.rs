@@ -1,7 +1,7 @@
 //! The §10 counters on PostgreSQL: one row per pair or address holding its `Softlock`
 //! state, as in `sqlite::throttle`. Several instances update one row at once here, so
-//! every read-modify-write first makes sure the row exists, then holds it (`SELECT … FOR
-//! UPDATE`) until its transaction ends: the state machine of `domain::lockout` then runs
+//! every read-modify-write first upserts and locks the row in one statement (`INSERT … ON
+//! CONFLICT DO UPDATE … RETURNING`) and holds it until its transaction ends: the state machine of `domain::lockout` then runs
 //! on a state no other instance can change under it. Rows are locked in one order — the
 //! pair before the address — so two sign-ins cannot deadlock each other.
 
@@ -56,20 +56,17 @@ async fn hold(
     key: &ThrottleKey,
     now: i64,
 ) -> Result<Softlock, StoreError> {
-    let ensure = client
-        .prepare_cached(
-            "INSERT INTO auth_throttle (key, updated_at) VALUES ($1, $2)
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .await?;
-    client.execute(&ensure, &[&key.as_str(), &now]).await?;
+    // One statement creates the row if it is missing and locks it either way: a separate
+    // insert and `SELECT … FOR UPDATE` could find the row gone (deleted by the
+    // transaction it waited for) and return nothing.
     let stmt = client
         .prepare_cached(
-            "SELECT failures, pending, locked_until, lockouts FROM auth_throttle
-              WHERE key = $1 FOR UPDATE",
+            "INSERT INTO auth_throttle (key, updated_at) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET key = excluded.key
+             RETURNING failures, pending, locked_until, lockouts",
         )
         .await?;
-    let row = client.query_one(&stmt, &[&key.as_str()]).await?;
+    let row = client.query_one(&stmt, &[&key.as_str(), &now]).await?;
     let failures: String = row.try_get(0)?;
     let pending: String = row.try_get(1)?;
     let lockouts: i64 = row.try_get(3)?;
