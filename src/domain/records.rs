@@ -163,7 +163,22 @@ pub struct ChangeRecord {
     /// A reset link this change spends (its SHA-256): the change commits only if the
     /// link is still live, and then the link is gone (contract §12: at most once).
     pub spends_link: Option<[u8; 32]>,
+    /// The target's credential version the change's checks were made against: the
+    /// change commits only if it is still the stored one (another change, through this
+    /// instance or another, did not commit in between).
+    pub read_version: i64,
     pub audit: AuditRecord,
+}
+
+/// What [`ChangeRecord`]'s transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Committed: the user's new credential version.
+    Changed(i64),
+    /// The change spends a link that is no longer live: nothing changed.
+    LinkDead,
+    /// Another change of the user committed since the checks were made: nothing changed.
+    Overtaken,
 }
 
 // Reset links.

@@ -7,12 +7,17 @@ use super::{Service, now_ms};
 use crate::crypto::Slot;
 use crate::domain::PasswordPolicy;
 use crate::domain::records::{
-    AccountRecord, AuditRecord, ChangeRecord, LinkOwner, TargetRecord, UserRecord,
+    AccountRecord, Applied, AuditRecord, ChangeRecord, LinkOwner, TargetRecord, UserRecord,
 };
 use crate::domain::{
     Credentials, DenyReason, FrontDoor, ParameterError, Password, PasswordChange, RequestContext,
     ServiceError, Violation,
 };
+
+/// How many times a change overtaken by another change of its user is checked and tried
+/// again before the client is told to retry (`ServerBusyFault`): each round, one of the
+/// racing changes commits.
+const OVERTAKEN_ATTEMPTS: usize = 32;
 
 /// The hashing slot a change's argon2 work runs in.
 pub(super) enum Hashing {
@@ -114,28 +119,52 @@ impl Service {
             (false, FrontDoor::Rest) => "rest",
             (false, FrontDoor::Page) => "reset_link",
         };
-        self.store
-            .apply_change(
-                ChangeRecord {
-                    account_id: by.account.id,
-                    target_id: target.user.id,
-                    new_hash,
-                    // A self-change is never temporary, and clears the flag (§11.1).
-                    temporary: change.temporary && by.caller.id != target.user.id,
-                    via,
-                    history_keep: by.account.policy.history,
-                    spends_link: None,
-                    audit: by.audit(
-                        ctx,
-                        crate::domain::Outcome::Ok,
-                        (Some(target.user.id), Some(&target.user.ext_id)),
-                    ),
-                },
-                now_ms(),
-            )
-            .await
-            .map_err(ServiceError::internal)?;
-        Ok(())
+        // The change commits only over the credential version it was checked against. If
+        // another change of the user (through this instance or another) committed first,
+        // the user is read again and the new password checked against what that change
+        // stored — the hash is kept: it does not depend on the stored state — then tried
+        // again.
+        let mut target = target;
+        for _ in 0..OVERTAKEN_ATTEMPTS {
+            let applied = self
+                .store
+                .apply_change(
+                    ChangeRecord {
+                        account_id: by.account.id,
+                        target_id: target.user.id,
+                        new_hash: new_hash.clone(),
+                        // A self-change is never temporary, and clears the flag (§11.1).
+                        temporary: change.temporary && by.caller.id != target.user.id,
+                        via,
+                        history_keep: by.account.policy.history,
+                        spends_link: None,
+                        read_version: target.user.credential_version,
+                        audit: by.audit(
+                            ctx,
+                            crate::domain::Outcome::Ok,
+                            (Some(target.user.id), Some(&target.user.ext_id)),
+                        ),
+                    },
+                    now_ms(),
+                )
+                .await
+                .map_err(ServiceError::internal)?;
+            match applied {
+                Applied::Changed(_) => return Ok(()),
+                Applied::LinkDead => break,
+                Applied::Overtaken => {
+                    target = self.find_target(by, change.user_id.as_str()).await?;
+                    permission::authorise(by.caller, &target, by.account.policy.self_service)
+                        .map_err(ServiceError::PermissionDenied)?;
+                    let slot = self.hasher.admit(&ctx.client_key).await?;
+                    // What the caller proved is no longer the current password.
+                    self.check_hashes(&slot, &target, None, new, Vec::new())
+                        .await?;
+                }
+            }
+        }
+        // Overtaken again and again (a storm of changes of one user): try again later.
+        Err(ServiceError::ServerBusy)
     }
 
     /// Sets the password of a reset link's owner, exactly as a self-change would be
@@ -183,13 +212,18 @@ impl Service {
                         via: "reset_link",
                         history_keep: owner.policy.history,
                         spends_link: Some(token_hash),
+                        read_version: target.user.credential_version,
                         audit: audit(crate::domain::Outcome::Ok),
                     },
                     now_ms(),
                 )
                 .await
                 .map_err(ServiceError::internal)?;
-            applied.map(|_| ()).ok_or(ServiceError::LinkInvalid)
+            // Overtaken: another change committed first, and any change kills the link.
+            match applied {
+                Applied::Changed(_) => Ok(()),
+                Applied::LinkDead | Applied::Overtaken => Err(ServiceError::LinkInvalid),
+            }
         }
         .await;
         if let Err(error) = &result {

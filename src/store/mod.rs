@@ -14,9 +14,9 @@ use crate::config::Database;
 
 pub use crate::domain::lockout::ThrottlePolicy;
 use crate::domain::records::{
-    AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, DirectoryPlan, ExistingIds,
-    ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser, ResetRecord,
-    Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey,
+    Applied, AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, DirectoryPlan,
+    ExistingIds, ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser,
+    ResetRecord, Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey,
 };
 pub use audit::{AuditSink, AuditWriter, DEFAULT_RETENTION, Upkeep};
 pub use sqlite::LockCache;
@@ -194,13 +194,14 @@ impl Store {
     }
 
     /// Stores the new hash, history, audit and event rows in one transaction (killing
-    /// the user's reset links); returns the new credential version, or `None` when the
-    /// change spends a link that is no longer live (then nothing changed).
+    /// the user's reset links): [`Applied::Changed`] with the new credential version, or
+    /// nothing changed because the change's link is dead or another change of the user
+    /// committed since its checks.
     pub async fn apply_change(
         &self,
         change: ChangeRecord,
         now_ms: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Applied, StoreError> {
         match self {
             Store::Sqlite(s) => s.apply_change(change, now_ms).await,
             Store::Postgres(p) => p.apply_change(change, now_ms).await,

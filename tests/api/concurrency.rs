@@ -50,14 +50,24 @@ fn change_concurrently(
     n: usize,
     target: impl Fn(usize) -> String + Sync,
 ) -> Vec<Reply> {
+    change_concurrently_to(app, n, target, new_password)
+}
+
+/// [`change_concurrently`], change `i` setting `password(i)`.
+fn change_concurrently_to(
+    app: &TestApp,
+    n: usize,
+    target: impl Fn(usize) -> String + Sync,
+    password: impl Fn(usize) -> String + Sync,
+) -> Vec<Reply> {
     let barrier = Barrier::new(n);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
             .map(|i| {
-                let (barrier, target) = (&barrier, &target);
+                let (barrier, target, password) = (&barrier, &target, &password);
                 scope.spawn(move || {
                     barrier.wait();
-                    app.change(BOTH[i % 2], ADMIN, &target(i), &new_password(i))
+                    app.change(BOTH[i % 2], ADMIN, &target(i), &password(i))
                 })
             })
             .collect();
@@ -153,4 +163,34 @@ fn concurrent_changes_to_one_user_each_bump_the_version_once() {
         .filter(|i| verify_blocking(&hash, &Password::normalise(&new_password(*i))))
         .count();
     assert_eq!(matching, 1);
+}
+
+/// Each change is checked against the state it replaces: of changes racing to set one
+/// user's password to the same new one, one commits and every other, checked again
+/// against what that one stored, is refused as the current password — however they
+/// interleave (the change commits only over the credential version it checked).
+#[test]
+fn racing_changes_to_the_same_password_succeed_once() {
+    const N: usize = 8;
+    let app = spawn_app_with(&admin_and_users(1), patient);
+    let replies = change_concurrently_to(&app, N, |_| user_id(0), |_| new_password(0));
+    let succeeded = replies.iter().filter(|r| r.is_success()).count();
+    assert_eq!(
+        succeeded,
+        1,
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    for (i, reply) in replies.iter().enumerate().filter(|(_, r)| !r.is_success()) {
+        assert_wrong_parameters(reply, BOTH[i % 2], "password", &["SAME_AS_CURRENT"]);
+    }
+    let version: i64 = app
+        .db()
+        .query_row(
+            "SELECT credential_version FROM users WHERE ext_id = 'u-user-00'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 2);
 }

@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 
 use super::super::StoreError;
 use crate::domain::records::{
-    AccountRecord, AuditRecord, CallerLookup, ChangeRecord, TargetRecord, UserRecord,
+    AccountRecord, Applied, AuditRecord, CallerLookup, ChangeRecord, TargetRecord, UserRecord,
 };
 use crate::domain::{PasswordPolicy, Role, UserStatus};
 
@@ -252,13 +252,15 @@ pub(super) async fn insert_audit(
     Ok(())
 }
 
-/// Applies a change in one transaction; `None` when it spends a link that is no longer
-/// live (nothing changed).
+/// Applies a change in one transaction, unless its link is dead or the user's credential
+/// version moved since the checks (then nothing changed). The version condition is
+/// checked under the row's lock, so of two instances changing one user at once one
+/// commits and the other finds itself overtaken.
 pub(super) async fn apply_change(
     client: &mut deadpool_postgres::Client,
     c: &ChangeRecord,
     now_ms: i64,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Applied, StoreError> {
     let tx = client.transaction().await?;
     if let Some(token_hash) = &c.spends_link {
         let spent = tx
@@ -275,7 +277,7 @@ pub(super) async fn apply_change(
             .await?
             == 0
         {
-            return Ok(None);
+            return Ok(Applied::LinkDead);
         }
     }
     // Any password change kills the user's reset links.
@@ -311,16 +313,26 @@ pub(super) async fn apply_change(
             "UPDATE users SET password_hash = $2, password_changed_at = $3,
                               credential_version = credential_version + 1,
                               password_temporary = $4
-              WHERE id = $1 RETURNING credential_version",
+              WHERE id = $1 AND credential_version = $5 RETURNING credential_version",
         )
         .await?;
-    let version: i64 = tx
-        .query_one(
+    let Some(row) = tx
+        .query_opt(
             &update,
-            &[&c.target_id, &c.new_hash, &c.audit.at, &c.temporary],
+            &[
+                &c.target_id,
+                &c.new_hash,
+                &c.audit.at,
+                &c.temporary,
+                &c.read_version,
+            ],
         )
         .await?
-        .try_get(0)?;
+    else {
+        // Dropping the transaction rolls back what it did.
+        return Ok(Applied::Overtaken);
+    };
+    let version: i64 = row.try_get(0)?;
     insert_audit(&tx, &c.audit).await?;
     let event = tx
         .prepare_cached(
@@ -343,7 +355,7 @@ pub(super) async fn apply_change(
     )
     .await?;
     tx.commit().await?;
-    Ok(Some(version))
+    Ok(Applied::Changed(version))
 }
 
 pub(super) async fn upgrade_hash(

@@ -28,7 +28,7 @@ use tokio_postgres::NoTls;
 
 use super::StoreError;
 use crate::domain::records::{
-    AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, LinkOwner, LockStarted,
+    Applied, AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, LinkOwner, LockStarted,
     OutboxEvent, ReachCursor, ReachedUser, ResetRecord, Settlement, SignIn, SignInGate,
     TargetRecord, ThrottleKey,
 };
@@ -217,7 +217,7 @@ impl PgStore {
         &self,
         change: ChangeRecord,
         now_ms: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Applied, StoreError> {
         self.run(|pool| async move {
             let change = &change;
             retrying(|| {

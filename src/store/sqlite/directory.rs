@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::StoreError;
 use crate::domain::records::{
-    AccountRecord, AuditRecord, CallerLookup, ChangeRecord, TargetRecord, UserRecord,
+    AccountRecord, Applied, AuditRecord, CallerLookup, ChangeRecord, TargetRecord, UserRecord,
 };
 use crate::domain::{PasswordPolicy, Role, UserStatus};
 
@@ -221,17 +221,17 @@ pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> rusqlite::Resu
     Ok(())
 }
 
-/// Applies a change; `None` when it spends a link that is no longer live (nothing
-/// changed).
+/// Applies a change in one transaction, unless its link is dead or the user's credential
+/// version moved since the checks (then nothing changed).
 pub(super) fn apply_change(
     conn: &mut Connection,
     c: &ChangeRecord,
     now_ms: i64,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Applied, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if let Some(token_hash) = &c.spends_link {
         if !super::resets::spend(&tx, token_hash, c.target_id, now_ms)? {
-            return Ok(None);
+            return Ok(Applied::LinkDead);
         }
     }
     // Any password change kills the user's reset links.
@@ -252,17 +252,28 @@ pub(super) fn apply_change(
         tx.prepare_cached("DELETE FROM password_history WHERE user_id = ?1")?
             .execute([c.target_id])?;
     }
-    let version: i64 = tx
+    let version: Option<i64> = tx
         .prepare_cached(
             "UPDATE users SET password_hash = ?2, password_changed_at = ?3,
                               credential_version = credential_version + 1,
                               password_temporary = ?4
-              WHERE id = ?1 RETURNING credential_version",
+              WHERE id = ?1 AND credential_version = ?5 RETURNING credential_version",
         )?
         .query_row(
-            params![c.target_id, c.new_hash, c.audit.at, c.temporary],
+            params![
+                c.target_id,
+                c.new_hash,
+                c.audit.at,
+                c.temporary,
+                c.read_version
+            ],
             |r| r.get(0),
-        )?;
+        )
+        .optional()?;
+    let Some(version) = version else {
+        // Dropping the transaction rolls back what it did.
+        return Ok(Applied::Overtaken);
+    };
     insert_audit(&tx, &c.audit)?;
     tx.prepare_cached(
         "INSERT INTO events (at, kind, account_id, user_id, credential_version, request_id,
@@ -279,7 +290,7 @@ pub(super) fn apply_change(
         c.temporary
     ])?;
     tx.commit()?;
-    Ok(Some(version))
+    Ok(Applied::Changed(version))
 }
 
 pub(super) fn upgrade_hash(

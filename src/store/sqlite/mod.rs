@@ -20,9 +20,9 @@ use rusqlite::Connection;
 use super::StoreError;
 use crate::domain::lockout::ThrottlePolicy;
 use crate::domain::records::{
-    AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, DirectoryPlan, ExistingIds,
-    ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser, ResetRecord,
-    Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey,
+    Applied, AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, DirectoryPlan,
+    ExistingIds, ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser,
+    ResetRecord, Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey,
 };
 pub use throttle::LockCache;
 
@@ -264,13 +264,14 @@ impl SqliteStore {
     }
 
     /// Stores the new hash, history, audit and event rows in one transaction (killing
-    /// the user's reset links); returns the new credential version, or `None` when the
-    /// change spends a link that is no longer live (then nothing changed).
+    /// the user's reset links): [`Applied::Changed`] with the new credential version, or
+    /// nothing changed because the change's link is dead or another change of the user
+    /// committed since its checks.
     pub async fn apply_change(
         &self,
         change: ChangeRecord,
         now_ms: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Applied, StoreError> {
         self.write(move |conn| directory::apply_change(conn, &change, now_ms))
             .await
     }
