@@ -308,11 +308,20 @@ fn no_raw_token_is_stored_and_a_notified_link_is_erased_once_acknowledged() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let link: Option<String> = app
+    let (link, acked): (Option<String>, Option<String>) = app
         .db()
-        .query_row("SELECT link FROM events WHERE id = ?1", [id], |r| r.get(0))
+        .query_row(
+            "SELECT link, acked_at FROM events WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
-    assert_eq!(link, None);
+    assert_eq!(
+        link,
+        None,
+        "acked_at {acked:?}; events --ack said: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The users §5 lets `caller` change, computed here from the demo directory alone: the
