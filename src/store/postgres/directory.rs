@@ -20,9 +20,45 @@ pub(super) const USER_COLUMNS: &str =
 pub(super) const USER_COLUMN_COUNT: usize = 10;
 
 /// A stored count as the domain's `u32` (the schema's CHECKs keep them small).
-pub(super) fn count(row: &Row, i: usize) -> Result<u32, StoreError> {
+fn count(row: &Row, i: usize) -> Result<u32, StoreError> {
     let n: i64 = row.try_get(i)?;
     u32::try_from(n).map_err(|_| StoreError::Conflict(format!("column {i} holds {n}")))
+}
+
+/// The policy columns `min_length, max_length, forbid_email, forbid_common, history,
+/// self_service` from `offset` on.
+pub(super) fn policy_from_row(row: &Row, offset: usize) -> Result<PasswordPolicy, StoreError> {
+    Ok(PasswordPolicy {
+        min_length: count(row, offset)?,
+        max_length: count(row, offset + 1)?,
+        forbid_email: row.try_get(offset + 2)?,
+        forbid_common: row.try_get(offset + 3)?,
+        history: count(row, offset + 4)?,
+        self_service: row.try_get(offset + 5)?,
+    })
+}
+
+/// Hashes of the user's previous passwords, newest first, at most `keep`.
+pub(super) async fn history_of(
+    client: &impl GenericClient,
+    user_id: i64,
+    keep: u32,
+) -> Result<Vec<String>, StoreError> {
+    if keep == 0 {
+        return Ok(Vec::new());
+    }
+    let stmt = client
+        .prepare_cached(
+            "SELECT password_hash FROM password_history
+              WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .await?;
+    Ok(client
+        .query(&stmt, &[&user_id, &i64::from(keep)])
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<Vec<String>, _>>()?)
 }
 
 pub(super) fn user_from_row(row: &Row, offset: usize) -> Result<UserRecord, StoreError> {
@@ -83,14 +119,7 @@ pub(super) async fn find_caller(
     };
     let account = AccountRecord {
         id: row.try_get(0)?,
-        policy: PasswordPolicy {
-            min_length: count(&row, 1)?,
-            max_length: count(&row, 2)?,
-            forbid_email: row.try_get(3)?,
-            forbid_common: row.try_get(4)?,
-            history: count(&row, 5)?,
-            self_service: row.try_get(6)?,
-        },
+        policy: policy_from_row(&row, 1)?,
     };
     let user = match row.try_get::<_, Option<i64>>(ACCOUNT_COLUMNS)? {
         Some(_) => Some(user_from_row(&row, ACCOUNT_COLUMNS)?),
@@ -129,22 +158,7 @@ pub(super) async fn find_target(
     let in_scope = covered.contains(&department);
     let reach_in_scope = reach.iter().all(|d| covered.contains(d));
 
-    let history = if history == 0 {
-        Vec::new()
-    } else {
-        let stmt = client
-            .prepare_cached(
-                "SELECT password_hash FROM password_history
-                  WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
-            )
-            .await?;
-        client
-            .query(&stmt, &[&user.id, &i64::from(history)])
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<Vec<String>, _>>()?
-    };
+    let history = history_of(client, user.id, history).await?;
     Ok(Some(TargetRecord {
         user,
         in_scope,

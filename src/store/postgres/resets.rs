@@ -5,9 +5,11 @@
 use deadpool_postgres::GenericClient;
 
 use super::super::StoreError;
-use super::directory::{USER_COLUMN_COUNT, USER_COLUMNS, count, scope_roots, user_from_row};
+use super::directory::{
+    USER_COLUMN_COUNT, USER_COLUMNS, history_of, policy_from_row, scope_roots, user_from_row,
+};
+use crate::domain::Role;
 use crate::domain::records::{LinkOwner, ReachCursor, ReachedUser, ResetRecord};
-use crate::domain::{PasswordPolicy, Role};
 
 /// Issues the links of `resets` in one transaction: each replaces its user's older ones.
 pub(super) async fn issue(
@@ -88,31 +90,9 @@ pub(super) async fn find_link(
         return Ok(None);
     };
     let account_id: i64 = row.try_get(0)?;
-    let policy = PasswordPolicy {
-        min_length: count(&row, 1)?,
-        max_length: count(&row, 2)?,
-        forbid_email: row.try_get(3)?,
-        forbid_common: row.try_get(4)?,
-        history: count(&row, 5)?,
-        self_service: row.try_get(6)?,
-    };
+    let policy = policy_from_row(&row, 1)?;
     let user = user_from_row(&row, 7)?;
-    let history = if policy.history == 0 {
-        Vec::new()
-    } else {
-        let stmt = client
-            .prepare_cached(
-                "SELECT password_hash FROM password_history
-                  WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
-            )
-            .await?;
-        client
-            .query(&stmt, &[&user.id, &i64::from(policy.history)])
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<Vec<String>, _>>()?
-    };
+    let history = history_of(client, user.id, policy.history).await?;
     Ok(Some(LinkOwner {
         account_id,
         user,
