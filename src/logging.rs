@@ -110,7 +110,62 @@ pub fn init(default_filter: &str) {
     if started.is_ok() {
         builder.target(env_logger::Target::Pipe(Box::new(Pipe(shared))));
     }
-    builder.init();
+    let logger = Guarded(builder.build());
+    let max = logger.0.filter();
+    // Only the first call installs a logger; a second is ignored, as env_logger's own
+    // `init` would panic on it.
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// Libraries that log what they send to the database below INFO, whatever `RUST_LOG`
+/// asks: tokio-postgres logs each statement with its parameters at DEBUG, and those are
+/// password hashes and reset links (found by the log test run on PostgreSQL).
+const CAPPED_AT_INFO: &[&str] = &["tokio_postgres", "postgres_protocol"];
+
+fn capped(target: &str, level: log::Level) -> bool {
+    level > log::Level::Info
+        && CAPPED_AT_INFO.iter().any(|capped| {
+            target
+                .strip_prefix(capped)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+}
+
+/// env_logger's logger with [`CAPPED_AT_INFO`] applied before its own filter.
+struct Guarded(env_logger::Logger);
+
+impl log::Log for Guarded {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        !capped(metadata.target(), metadata.level()) && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !capped(record.target(), record.level()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped;
+    use log::Level;
+
+    #[test]
+    fn database_drivers_are_capped_at_info_and_nothing_else_is() {
+        assert!(capped("tokio_postgres::query", Level::Debug));
+        assert!(capped("tokio_postgres", Level::Trace));
+        assert!(capped("postgres_protocol::message", Level::Debug));
+        assert!(!capped("tokio_postgres::query", Level::Info));
+        assert!(!capped("tokio_postgres_x", Level::Debug));
+        assert!(!capped("soap_passwd::store", Level::Trace));
+    }
 }
 
 /// Writes every buffered record now. Call before the process exits.

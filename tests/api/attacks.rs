@@ -9,7 +9,7 @@
 
 use std::io::{BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -22,37 +22,28 @@ use crate::helpers::*;
 
 /// A served demo directory on its own database.
 struct Demo {
-    dir: tempfile::TempDir,
     server: Served,
+    /// After the server, so that it is dropped once the server is gone.
+    db: TestDb,
 }
 
 impl Demo {
     fn start(extra: &[&str]) -> Demo {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDb::fresh();
         let mut args = vec!["--demo"];
         args.extend_from_slice(extra);
-        let server = Served::start(&dir.path().join("demo.db"), &args, "warn");
-        Demo { dir, server }
-    }
-
-    fn db_path(&self) -> PathBuf {
-        self.dir.path().join("demo.db")
-    }
-
-    fn db(&self) -> rusqlite::Connection {
-        let conn = rusqlite::Connection::open(self.db_path()).expect("open db");
-        conn.busy_timeout(Duration::from_secs(5))
-            .expect("busy timeout");
-        conn
+        let server = Served::start(db.arg(), &args, "warn");
+        Demo { server, db }
     }
 
     fn count(&self, sql: &str) -> i64 {
-        self.db().query_row(sql, [], |r| r.get(0)).expect(sql)
+        self.db.count(sql)
     }
 
     /// Waits until `sql` (a count) reaches `at_least`, or 10 s pass.
     fn count_at_least(&self, sql: &str, at_least: i64) -> i64 {
-        wait_for_count(&self.db_path(), sql, at_least, Duration::from_secs(10))
+        self.db
+            .wait_for_count(sql, at_least, Duration::from_secs(10))
     }
 }
 
@@ -250,11 +241,11 @@ fn account_with(admin_hash: &str) -> String {
 }
 
 /// Runs the binary with `args`; returns (success, stdout, stderr).
-fn run(args: &[&str], db: &Path) -> (bool, String, String) {
+fn run(args: &[&str], db: &TestDb) -> (bool, String, String) {
     let out = Command::new(binary())
         .args(args)
         .arg("--db")
-        .arg(db)
+        .arg(db.arg())
         .env("RUST_LOG", "warn")
         .env_remove("SOAP_PASSWD_DB")
         .output()
@@ -275,8 +266,8 @@ fn run(args: &[&str], db: &Path) -> (bool, String, String) {
 /// of it meanwhile).
 #[test]
 fn a_hash_costlier_than_the_deployments_is_refused_at_import_and_rehashed_at_sign_in() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (db, file) = (dir.path().join("h.db"), dir.path().join("users.json"));
+    let db = TestDb::fresh();
+    let file = db.dir().join("users.json");
     let costly = hash_with("Admin-Costly-Pass-2718", 65_536, 3, 4);
     std::fs::write(&file, account_with(&costly)).expect("write file");
     let file = file.to_str().expect("path");
@@ -304,7 +295,7 @@ fn a_hash_costlier_than_the_deployments_is_refused_at_import_and_rehashed_at_sig
 
     // Served with the default parameters again: the start warns of the costlier hashes
     // (the learner's plain password was hashed with the raised ones).
-    let mut server = Served::start(&db, &[], "warn");
+    let mut server = Served::start(db.arg(), &[], "warn");
     let caller = ("u-admin", "admin@example.com", "Admin-Costly-Pass-2718");
     let reply = call(
         &client(),
@@ -313,8 +304,7 @@ fn a_hash_costlier_than_the_deployments_is_refused_at_import_and_rehashed_at_sig
         &[],
     );
     assert!(reply.is_success(), "{}", reply.body);
-    let conn = rusqlite::Connection::open(&db).expect("db");
-    let stored: String = conn
+    let stored: String = db
         .query_row(
             "SELECT password_hash FROM users WHERE ext_id = 'u-admin'",
             [],
@@ -401,18 +391,15 @@ fn junk_op() -> String {
     )
 }
 
-/// The database's size once its write-ahead log is folded in (the log's own size is
-/// only how far it got before its next checkpoint).
-fn database_bytes(db: &Path) -> u64 {
-    if let Ok(conn) = rusqlite::Connection::open(db) {
-        let _ = conn.busy_timeout(Duration::from_secs(5));
-        let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+/// How much the database holds: on SQLite the file's size once its write-ahead log is
+/// folded in (the log's own size is only how far it got before its next checkpoint); on
+/// PostgreSQL the bytes of every value stored (its files grow by pages and keep dead
+/// row versions until vacuumed, which says nothing of what a flood wrote).
+fn database_bytes(db: &TestDb) -> u64 {
+    if db.sqlite_path().is_some() {
+        db.rows("PRAGMA wal_checkpoint(TRUNCATE)", &[]);
     }
-    ["", "-wal", "-shm"]
-        .iter()
-        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db.display())).ok())
-        .map(|m| m.len())
-        .sum()
+    db.everything_stored().len() as u64
 }
 
 /// Finding 5: every anonymous junk request wrote an audit row (81 MB in 10 s from one
@@ -424,7 +411,7 @@ fn database_bytes(db: &Path) -> u64 {
 fn a_junk_flood_is_audited_in_aggregate_and_throttles_its_address() {
     let demo = Demo::start(&[]);
     let url = demo.server.endpoint();
-    let before = database_bytes(&demo.db_path());
+    let before = database_bytes(&demo.db);
     let (threads, each) = (4, 250);
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -447,7 +434,7 @@ fn a_junk_flood_is_audited_in_aggregate_and_throttles_its_address() {
     // Rows are written within a second or so; give them time, then count.
     std::thread::sleep(Duration::from_millis(1500));
     let rows = demo.count("SELECT count(*) FROM audit_log WHERE outcome = 'WRONG_PARAMETERS'");
-    let grown = database_bytes(&demo.db_path()).saturating_sub(before);
+    let grown = database_bytes(&demo.db).saturating_sub(before);
     eprintln!("junk flood: {sent} calls, {rows} audit rows, database grew {grown} bytes");
     assert!(
         rows <= 2,
@@ -487,10 +474,7 @@ fn audit_rows_and_acknowledged_events_past_the_retention_are_pruned() {
     let reply = call(&http, &url, &sign_in_op(ADMIN, ADMIN.2), &[]);
     assert!(reply.is_success(), "{}", reply.body);
     let first_event: i64 = demo.count("SELECT min(id) FROM events");
-    let (ok, _, stderr) = run(
-        &["events", "--ack", &first_event.to_string()],
-        &demo.db_path(),
-    );
+    let (ok, _, stderr) = run(&["events", "--ack", &first_event.to_string()], &demo.db);
     assert!(ok, "{stderr}");
     assert_eq!(demo.count("SELECT count(*) FROM audit_log"), 2);
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -746,7 +730,7 @@ fn unlock_lifts_a_pairs_lock_and_an_addresss_throttle_and_is_audited() {
             "--email",
             "OWNER@example.com",
         ],
-        &demo.db_path(),
+        &demo.db,
     );
     assert!(ok, "{stderr}");
     assert!(stdout.contains("unlocked pair"), "{stdout}");
@@ -759,7 +743,7 @@ fn unlock_lifts_a_pairs_lock_and_an_addresss_throttle_and_is_audited() {
     }
     let throttled = call(&http, &url, &sign_in_op(ADMIN, ADMIN.2), &[]);
     assert!(is_auth_failure(&throttled), "{}", throttled.body);
-    let (ok, stdout, stderr) = run(&["unlock", "--address", "127.0.0.1"], &demo.db_path());
+    let (ok, stdout, stderr) = run(&["unlock", "--address", "127.0.0.1"], &demo.db);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("unlocked address 127.0.0.1"), "{stdout}");
     let reply = call(&http, &url, &sign_in_op(ADMIN, ADMIN.2), &[]);
@@ -881,12 +865,12 @@ fn admin_and_learners(n: usize) -> String {
 /// request let in is served: bursts of 16 succeed with the cores busy elsewhere.
 #[test]
 fn a_burst_of_sixteen_changes_is_served_while_the_host_is_busy() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (db, file) = (dir.path().join("b.db"), dir.path().join("users.json"));
+    let db = TestDb::fresh();
+    let file = db.dir().join("users.json");
     std::fs::write(&file, admin_and_learners(16)).expect("write file");
     let (ok, _, stderr) = run(&["import", file.to_str().expect("path")], &db);
     assert!(ok, "{stderr}");
-    let server = Served::start(&db, &[], "warn");
+    let server = Served::start(db.arg(), &[], "warn");
     let url = server.endpoint();
     // Two busy threads: the host is as loaded as when the finding was made.
     let stop = Arc::new(AtomicBool::new(false));

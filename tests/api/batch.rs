@@ -177,7 +177,7 @@ fn a_mixed_batch_answers_each_item_in_order_and_applies_only_the_allowed_ones() 
         let batch_events: i64 = app
             .db()
             .query_row(
-                "SELECT count(*) FROM events WHERE via = 'batch' AND temporary = 0",
+                "SELECT count(*) FROM events WHERE via = 'batch' AND NOT temporary",
                 [],
                 |r| r.get(0),
             )

@@ -116,10 +116,12 @@ fn sixteen_concurrent_changes_to_different_users_all_succeed() {
         count("SELECT credential_version FROM users WHERE ext_id = 'u-admin'"),
         1
     );
-    let integrity: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
+    if db.sqlite_path().is_some() {
+        let integrity: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+    }
 
     for i in 0..N {
         assert!(
@@ -149,13 +151,10 @@ fn concurrent_changes_to_one_user_each_bump_the_version_once() {
         )
         .unwrap();
     assert_eq!(version, 1 + N as i64);
-    let mut versions: Vec<i64> = db
-        .prepare("SELECT credential_version FROM events ORDER BY credential_version")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let mut versions: Vec<i64> = db.column(
+        "SELECT credential_version FROM events ORDER BY credential_version",
+        &[],
+    );
     versions.dedup();
     assert_eq!(versions, (2..=1 + N as i64).collect::<Vec<_>>());
     // The stored hash is one of the passwords sent: the last change to commit.

@@ -1,13 +1,14 @@
-//! Test harness: a real service on 127.0.0.1:0 with a real SQLite file in a temp dir,
-//! and a blocking HTTP client that talks to it over loopback.
+//! Test harness: a real service on 127.0.0.1:0 over a real database of its own (an
+//! SQLite file in a temp dir, or a PostgreSQL database: [`TestDb`]), and a blocking HTTP
+//! client that talks to it over loopback.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use crate::harness::Printed;
+pub use crate::testdb::{Params, TestDb};
 
 use quick_xml::events::Event;
 use quick_xml::reader::NsReader;
@@ -222,12 +223,12 @@ pub fn element_texts(xml: &str, local: &str) -> Vec<String> {
 pub struct TestApp {
     pub port: u16,
     pub endpoint: String,
-    pub db_path: PathBuf,
     pub client: reqwest::blocking::Client,
     settings: Settings,
     handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    /// Last, so that it is dropped after the server has stopped.
+    db: TestDb,
 }
 
 /// Starts the server over `store` on its own thread; returns its port and handles.
@@ -257,9 +258,8 @@ pub fn spawn_app() -> TestApp {
 
 /// A service over a database provisioned from `json`, with settings adjusted by `tweak`.
 pub fn spawn_app_with(json: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db_path = dir.path().join("test.db");
-    let mut settings = Settings::new("127.0.0.1:0", &db_path);
+    let db = TestDb::fresh();
+    let mut settings = Settings::new("127.0.0.1:0", db.database());
     settings.workers = 2;
     tweak(&mut settings);
     let store = open_store(&settings).expect("open store");
@@ -268,7 +268,6 @@ pub fn spawn_app_with(json: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp 
     TestApp {
         port,
         endpoint: format!("http://127.0.0.1:{port}/soap"),
-        db_path,
         client: reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -276,7 +275,7 @@ pub fn spawn_app_with(json: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp 
         settings,
         handle,
         thread: Some(thread),
-        _dir: dir,
+        db,
     }
 }
 
@@ -334,19 +333,22 @@ impl TestApp {
         into_reply(self.client.get(url).send().expect("request sent"))
     }
 
-    /// A connection to the service's database, for checking what was stored.
-    pub fn db(&self) -> rusqlite::Connection {
-        let conn = rusqlite::Connection::open(&self.db_path).expect("open db");
-        conn.busy_timeout(Duration::from_secs(5))
-            .expect("busy timeout");
-        conn
+    /// The service's database, for checking what was stored.
+    pub fn db(&self) -> &TestDb {
+        &self.db
+    }
+
+    /// What `--db` takes to reach the service's database (for the CLI's commands).
+    pub fn db_arg(&self) -> std::ffi::OsString {
+        self.db.arg()
     }
 
     /// Waits until at least `at_least` audit rows match the SQL condition `condition`
     /// (failed attempts are written in batches); returns how many match.
     pub fn audit_rows_where(&self, condition: &str, at_least: i64) -> i64 {
         let sql = format!("SELECT count(*) FROM audit_log WHERE {condition}");
-        wait_for_count(&self.db_path, &sql, at_least, Duration::from_secs(10))
+        self.db
+            .wait_for_count(&sql, at_least, Duration::from_secs(10))
     }
 
     /// Waits until the audit rows matching `condition` stand for at least `at_least`
@@ -354,31 +356,14 @@ impl TestApp {
     /// address, outcome and minute); returns how many they stand for.
     pub fn audit_calls_where(&self, condition: &str, at_least: i64) -> i64 {
         let sql = format!("SELECT COALESCE(sum(count), 0) FROM audit_log WHERE {condition}");
-        wait_for_count(&self.db_path, &sql, at_least, Duration::from_secs(10))
+        self.db
+            .wait_for_count(&sql, at_least, Duration::from_secs(10))
     }
 
     /// Waits until the failed-attempt audit rows (written in batches) have landed.
     pub fn audit_rows(&self, outcome: &str, at_least: i64) -> i64 {
         let outcome = outcome.replace('\'', "''");
         self.audit_rows_where(&format!("outcome = '{outcome}'"), at_least)
-    }
-}
-
-/// Waits until `sql` (a count over the database at `db`) reaches `at_least`, or `within`
-/// passes; returns the last count. Rows written in batches land within milliseconds.
-pub fn wait_for_count(db: &Path, sql: &str, at_least: i64, within: Duration) -> i64 {
-    let deadline = Instant::now() + within;
-    loop {
-        let conn = rusqlite::Connection::open(db).expect("open db");
-        conn.busy_timeout(Duration::from_secs(10))
-            .expect("busy timeout");
-        let n: i64 = conn
-            .query_row(sql, [], |r| r.get(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        if n >= at_least || Instant::now() > deadline {
-            return n;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -53,17 +53,12 @@ fn assert_one_line_failure(output: &Output, fragment: &str) -> String {
     err
 }
 
-fn import_file(file: &Path, db: &Path) -> Output {
-    soap_passwd(&[
-        "import",
-        file.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-    ])
+fn import_file(file: &Path, db: &TestDb) -> Output {
+    soap_passwd(&["import", file.to_str().unwrap(), "--db", &db.arg_str()])
 }
 
-fn open(db: &Path) -> Store {
-    open_store(&Settings::new("127.0.0.1:0", db)).expect("open store")
+fn open(db: &TestDb) -> Store {
+    open_store(&Settings::new("127.0.0.1:0", db.database())).expect("open store")
 }
 
 fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
@@ -73,40 +68,41 @@ fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
 }
 
 /// Every row of every table but the append-only audit and event logs, sorted per table.
-fn dump(db: &Path) -> BTreeMap<String, Vec<String>> {
-    let conn = rusqlite::Connection::open(db).expect("open db");
-    let tables: Vec<String> = conn
-        .prepare(
+fn dump(db: &TestDb) -> BTreeMap<String, Vec<String>> {
+    let tables: Vec<String> = if db.is_postgres() {
+        db.column(
+            "SELECT table_name FROM information_schema.tables
+              WHERE table_schema = 'public' AND table_type = 'BASE TABLE'
+                AND table_name NOT IN ('audit_log', 'events') ORDER BY table_name",
+            &[],
+        )
+    } else {
+        db.column(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
                 AND name NOT IN ('audit_log', 'events') ORDER BY name",
+            &[],
         )
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    };
     tables
         .into_iter()
         .map(|table| {
-            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
-            let columns = stmt.column_count();
-            let mut rows: Vec<String> = stmt
-                .query_map([], |r| {
-                    (0..columns)
-                        .map(|i| r.get::<_, rusqlite::types::Value>(i))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map(|values| format!("{values:?}"))
-                })
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let mut rows: Vec<String> = db
+                .rows(&format!("SELECT * FROM \"{table}\""), &[])
+                .iter()
+                .map(|row| format!("{:?}", row.values()))
+                .collect();
             rows.sort();
             (table, rows)
         })
         .collect()
 }
 
-fn count(db: &Path, table: &str) -> i64 {
+fn count(db: &TestDb, table: &str) -> i64 {
+    db.count(&format!("SELECT count(*) FROM {table}"))
+}
+
+/// The same, of an SQLite file the CLI chose.
+fn sqlite_count(db: &Path, table: &str) -> i64 {
     rusqlite::Connection::open(db)
         .unwrap()
         .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
@@ -128,8 +124,7 @@ fn demo_user<'a>(doc: &'a mut Value, id: &str) -> &'a mut Value {
 
 #[test]
 fn importing_the_demo_twice_through_the_binary_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("twice.db");
+    let db = TestDb::fresh();
     let first = import_file(Path::new(DEMO_PATH), &db);
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(String::from_utf8_lossy(&first.stdout).contains("13 users created"));
@@ -144,8 +139,7 @@ fn importing_the_demo_twice_through_the_binary_changes_nothing() {
 
 #[test]
 fn importing_the_demo_twice_through_the_library_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("twice.db");
+    let db = TestDb::fresh();
     let store = open(&db);
     let first = provision::import_json(&store, soap_passwd::demo::DEMO_JSON, HashParams::default())
         .unwrap();
@@ -170,7 +164,7 @@ fn reimport_keeps_a_changed_password_but_updates_other_fields() {
             .is_success()
     );
 
-    let again = import_file(Path::new(DEMO_PATH), &app.db_path);
+    let again = import_file(Path::new(DEMO_PATH), app.db());
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(authenticates(&app, LEARNER.1, STRONG));
     assert!(!authenticates(&app, LEARNER.1, LEARNER.2));
@@ -179,7 +173,7 @@ fn reimport_keeps_a_changed_password_but_updates_other_fields() {
     let mut doc = demo_doc();
     demo_user(&mut doc, LEARNER2.0)["status"] = json!("deactivated");
     demo_user(&mut doc, LEARNER.0)["department"] = json!("d-apac");
-    provision::import_json(&open(&app.db_path), &doc.to_string(), HashParams::default()).unwrap();
+    provision::import_json(&open(app.db()), &doc.to_string(), HashParams::default()).unwrap();
 
     let (status, version): (String, i64) = app
         .db()
@@ -226,15 +220,15 @@ fn demo_with_bad_last_user() -> (String, usize) {
 
 #[test]
 fn a_file_whose_last_user_is_bad_writes_nothing_and_names_the_path() {
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::fresh();
+    let dir = db.dir();
     let (json, index) = demo_with_bad_last_user();
-    let file = write(dir.path(), "bad.json", &json);
+    let file = write(dir, "bad.json", &json);
     let expected = format!("accounts[0].users[{index}].department: no department \"d-x\"");
 
     // Into an empty database: not even the account is created. (The schema exists
     // already; `a_failed_import_into_a_new_database_prints_only_the_error` covers a
     // database the command creates.)
-    let db = dir.path().join("empty.db");
     drop(open(&db));
     assert_one_line_failure(&import_file(&file, &db), &expected);
     for table in [
@@ -249,13 +243,13 @@ fn a_file_whose_last_user_is_bad_writes_nothing_and_names_the_path() {
     }
 
     // Into a populated one, with other changes in the same file: nothing changes.
-    let db = dir.path().join("demo.db");
+    let db = TestDb::fresh();
     assert!(import_file(Path::new(DEMO_PATH), &db).status.success());
     let before = dump(&db);
     let mut doc: Value = serde_json::from_str(&json).unwrap();
     doc["accounts"][0]["name"] = json!("Renamed");
     demo_user(&mut doc, LEARNER.0)["status"] = json!("deactivated");
-    let file = write(dir.path(), "bad2.json", &doc.to_string());
+    let file = write(dir, "bad2.json", &doc.to_string());
     assert_one_line_failure(&import_file(&file, &db), &expected);
     assert_eq!(dump(&db), before);
 
@@ -267,8 +261,7 @@ fn a_file_whose_last_user_is_bad_writes_nothing_and_names_the_path() {
 
 #[test]
 fn a_conflict_with_stored_users_writes_nothing_and_names_the_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
+    let db = TestDb::fresh();
     let store = open(&db);
     provision::import_json(&store, soap_passwd::demo::DEMO_JSON, HashParams::default()).unwrap();
     let before = dump(&db);
@@ -456,8 +449,7 @@ fn validation_errors_name_their_json_paths() {
         ),
     ];
 
-    let dir = tempfile::tempdir().unwrap();
-    let base_db = dir.path().join("base.db");
+    let base_db = TestDb::fresh();
     provision::import_json(
         &open(&base_db),
         &paths_base().to_string(),
@@ -465,7 +457,7 @@ fn validation_errors_name_their_json_paths() {
     )
     .expect("the base file is valid");
 
-    let db = dir.path().join("refused.db");
+    let db = TestDb::fresh();
     let store = open(&db);
     for (what, break_it, path, fragment) in cases {
         let mut doc = paths_base();
@@ -519,9 +511,11 @@ fn a_given_password_hash_is_stored_as_given_and_authenticates() {
 
 #[test]
 fn cli_errors_are_one_line_on_stderr_and_never_a_panic() {
+    // Paths that are not databases are SQLite's to refuse: this runs on an SQLite file
+    // whichever backend the suite runs on (the PostgreSQL case is at the end).
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cli.db");
-    drop(open(&db));
+    drop(open_store(&Settings::new("127.0.0.1:0", db.as_path())).expect("open store"));
     let db = db.to_str().unwrap();
     let not_json = write(dir.path(), "not.json", "{ \"accounts\": [ nope");
     let not_json = not_json.to_str().unwrap();
@@ -581,7 +575,18 @@ fn cli_errors_are_one_line_on_stderr_and_never_a_panic() {
         &format!("cannot listen on {taken}"),
     );
     // None of these touched the database.
-    assert_eq!(count(Path::new(db), "accounts"), 0);
+    assert_eq!(sqlite_count(Path::new(db), "accounts"), 0);
+
+    // A PostgreSQL server that does not answer: one line, naming it without its password.
+    let unreachable = "postgres://soap:hunter2-secret@127.0.0.1:1/soap";
+    for command in [
+        &["import", DEMO_PATH, "--db", unreachable][..],
+        &["serve", "--bind", "127.0.0.1:0", "--db", unreachable],
+        &["audit", "--db", unreachable],
+    ] {
+        let err = assert_one_line_failure(&soap_passwd(command), "127.0.0.1:1");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 }
 
 /// Contract §9: `--db` defaults to `SOAP_PASSWD_DB`, else `./soap-passwd.db`.
@@ -603,11 +608,11 @@ fn the_database_is_soap_passwd_db_else_the_working_directorys_soap_passwd_db() {
         assert!(out.status.success(), "{}", stderr(&out));
     };
     import_in_dir(Some(&from_env));
-    assert_eq!(count(&from_env, "accounts"), 1);
+    assert_eq!(sqlite_count(&from_env, "accounts"), 1);
     let default = dir.path().join("soap-passwd.db");
     assert!(!default.exists(), "SOAP_PASSWD_DB was not used");
     import_in_dir(None);
-    assert_eq!(count(&default, "accounts"), 1);
+    assert_eq!(sqlite_count(&default, "accounts"), 1);
 }
 
 #[test]
@@ -617,11 +622,11 @@ fn cli_names_a_missing_argument() {
 
 #[test]
 fn a_failed_import_into_a_new_database_prints_only_the_error() {
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::fresh();
     let (json, index) = demo_with_bad_last_user();
-    let file = write(dir.path(), "bad.json", &json);
+    let file = write(db.dir(), "bad.json", &json);
     let err = assert_one_line_failure(
-        &import_file(&file, &dir.path().join("new.db")),
+        &import_file(&file, &db),
         &format!("accounts[0].users[{index}].department"),
     );
     assert!(err.contains("bad.json"), "{err}");
@@ -629,8 +634,7 @@ fn a_failed_import_into_a_new_database_prints_only_the_error() {
 
 #[test]
 fn a_file_may_move_an_email_or_the_owner_role_between_stored_users() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("moves.db");
+    let db = TestDb::fresh();
     let store = open(&db);
     provision::import_json(&store, soap_passwd::demo::DEMO_JSON, HashParams::default()).unwrap();
 
@@ -647,8 +651,7 @@ fn a_file_may_move_an_email_or_the_owner_role_between_stored_users() {
     demo_user(&mut doc, LEARNER.0)["email"] = json!("learner.moved@example.com");
     provision::import_json(&store, &doc.to_string(), HashParams::default()).unwrap();
 
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let one = |sql: &str| -> String { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let one = |sql: &str| -> String { db.one(sql, &[]) };
     assert_eq!(
         one("SELECT ext_id FROM users WHERE role = 'owner'"),
         ADMIN.0

@@ -180,7 +180,7 @@ fn audit_row(app: &TestApp, reply: &Reply) -> AuditRow {
         );
         match row {
             Ok(row) => return row,
-            Err(rusqlite::Error::QueryReturnedNoRows) if std::time::Instant::now() < deadline => {
+            Err(crate::testdb::DbError::NoRows) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => panic!("audit row of {request_id}: {e}"),
@@ -448,10 +448,10 @@ fn body_credentials_take_precedence_over_a_token() {
 #[test]
 fn the_binary_trusts_x_forwarded_host_only_with_its_flag() {
     for (flag, trusted) in [(None, false), (Some("--trust-forwarded-host"), true)] {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDb::fresh();
         let mut args = vec!["--demo"];
         args.extend(flag);
-        let server = Served::start(&dir.path().join("fwd.db"), &args, "warn");
+        let server = Served::start(db.arg(), &args, "warn");
         let mut conn = RawConnection::to_port(server.port);
         let v = Soap::V11;
         let xml = envelope(

@@ -34,8 +34,8 @@ const TRUNCATED_SECRET: &str = "Truncated-Secret-6y";
 
 #[test]
 fn no_secret_reaches_the_output_at_trace_level_and_each_call_has_one_access_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut served = Served::start(&dir.path().join("logs.db"), &["--demo"], "trace");
+    let db = TestDb::fresh();
+    let mut served = Served::start(db.arg(), &["--demo"], "trace");
     let endpoint = format!("http://127.0.0.1:{}/soap", served.port);
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))

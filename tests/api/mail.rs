@@ -180,8 +180,7 @@ fn each_event_is_mailed_to_its_user_and_acknowledged_once_accepted() {
             assert!(!m.data.contains(secret), "a password in a mail: {}", m.data);
         }
     }
-    wait_for_count(
-        &app.db_path,
+    app.db().wait_for_count(
         "SELECT count(*) FROM events WHERE acked_at IS NOT NULL",
         2,
         Duration::from_secs(10),
@@ -227,8 +226,7 @@ fn with_the_smtp_server_away_events_wait_and_are_sent_once_it_is_back() {
     let sink = Sink::start(port, false);
     let mails = sink.wait_for(2);
     assert_eq!(mails.len(), 2, "{mails:?}");
-    wait_for_count(
-        &app.db_path,
+    app.db().wait_for_count(
         "SELECT count(*) FROM events WHERE acked_at IS NOT NULL",
         2,
         Duration::from_secs(10),

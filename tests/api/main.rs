@@ -1,5 +1,7 @@
-//! End-to-end tests: each starts the real service on 127.0.0.1:0 over a temp SQLite file
-//! and talks SOAP to it over HTTP.
+//! End-to-end tests: each starts the real service on 127.0.0.1:0 over a database of its
+//! own and talks SOAP and REST to it over HTTP. The database is an SQLite file in a temp
+//! dir, or, with `SOAP_PASSWD_TEST_PG` set to a PostgreSQL server's URL, a database
+//! created on that server for the test (`testdb`): the same tests, either backend.
 
 mod attacks;
 mod batch;
@@ -29,5 +31,6 @@ mod smoke;
 mod soapui;
 mod status;
 mod temporary;
+mod testdb;
 mod trail;
 mod wsi;

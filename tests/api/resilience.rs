@@ -3,8 +3,11 @@
 //! times sign-ins. Where a process boundary matters (signals, crashes, what a process
 //! prints) the real binary runs; the rest uses the in-process harness.
 //!
-//! A database locked by another connection beyond the busy timeout is pinned by
+//! A failing query is pinned by
 //! `faults::an_unexpected_failure_is_a_server_fault_that_says_nothing_internal`.
+//! Each test runs on the suite's backend; a full disk is SQLite's alone (a PostgreSQL
+//! server's disk is not the service's), and an unreachable or frozen PostgreSQL is
+//! `tests/pg/multi_instance.py`'s.
 
 use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -92,7 +95,7 @@ impl Directory {
 
 /// Loads `json` into `db` with `soap-passwd import` at log level `rust_log`; returns
 /// everything the command printed.
-fn import(db: &Path, json: &str, rust_log: &str) -> String {
+fn import(db: &TestDb, json: &str, rust_log: &str) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("directory.json");
     std::fs::write(&file, json).expect("write directory");
@@ -100,7 +103,7 @@ fn import(db: &Path, json: &str, rust_log: &str) -> String {
         .arg("import")
         .arg(&file)
         .arg("--db")
-        .arg(db)
+        .arg(db.arg())
         .env("RUST_LOG", rust_log)
         .env_remove("SOAP_PASSWD_DB")
         .output()
@@ -190,45 +193,24 @@ fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The database file and its `-wal` and `-shm` companions, where they exist.
-fn database_files(db: &Path) -> Vec<PathBuf> {
-    let mut files = vec![db.to_path_buf()];
-    for suffix in ["-wal", "-shm"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        files.push(PathBuf::from(name));
-    }
-    files.into_iter().filter(|f| f.exists()).collect()
-}
-
 fn wal_file(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
 }
 
-fn open_db(db: &Path) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(db).expect("open db");
-    conn.busy_timeout(Duration::from_secs(10))
-        .expect("busy timeout");
-    conn
-}
-
+/// SQLite's `integrity_check` passes (PostgreSQL checks its own pages as it reads them,
+/// and replays its log after a crash before it answers).
 #[track_caller]
-fn assert_integrity(db: &Path) {
-    let conn = open_db(db);
-    let rows: Vec<String> = conn
-        .prepare("PRAGMA integrity_check")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(rows, ["ok"], "integrity_check of {}", db.display());
+fn assert_integrity(db: &TestDb) {
+    if let Some(path) = db.sqlite_path() {
+        let rows: Vec<String> = db.column("PRAGMA integrity_check", &[]);
+        assert_eq!(rows, ["ok"], "integrity_check of {}", path.display());
+    }
 }
 
-fn count(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) -> i64 {
-    conn.query_row(sql, params, |r| r.get(0))
+fn count(db: &TestDb, sql: &str, params: impl Params) -> i64 {
+    db.query_row(sql, params, |r| r.get(0))
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
@@ -265,12 +247,11 @@ struct Sent {
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_change() {
     const CLIENTS: usize = 4;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("crash.db");
+    let db = TestDb::fresh();
     let directory = Arc::new(Directory::generate(20));
     import(&db, &directory.json(), "warn");
 
-    let mut server = Served::start(&db, &[], "info");
+    let mut server = Served::start(db.arg(), &[], "info");
     let endpoint = Arc::new(Mutex::new(Some(server.endpoint())));
     let stop = Arc::new(AtomicBool::new(false));
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -353,7 +334,7 @@ fn sigkill_under_load_loses_no_acknowledged_change() {
         );
         // What a crash leaves is a consistent database (the WAL is replayed on open).
         assert_integrity(&db);
-        server = Served::start(&db, &[], "info");
+        server = Served::start(db.arg(), &[], "info");
         *endpoint.lock().unwrap() = Some(server.endpoint());
     }
     // Changes keep being acknowledged after the last restart.
@@ -429,7 +410,7 @@ fn sigkill_under_load_loses_no_acknowledged_change() {
     );
 
     assert_integrity(&db);
-    let conn = open_db(&db);
+    let conn = &db;
     for s in &sent {
         let user = &directory.users[s.user].id;
         match &s.outcome {
@@ -499,16 +480,11 @@ fn sigkill_under_load_loses_no_acknowledged_change() {
             user.id
         );
         // The events number the versions 2, 3, … without gaps or repeats.
-        let versions: Vec<i64> = conn
-            .prepare(
-                "SELECT e.credential_version FROM events e JOIN users u ON u.id = e.user_id
-                 WHERE u.ext_id = ?1 ORDER BY e.id",
-            )
-            .unwrap()
-            .query_map([&user.id], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let versions: Vec<i64> = conn.column(
+            "SELECT e.credential_version FROM events e JOIN users u ON u.id = e.user_id
+             WHERE u.ext_id = ?1 ORDER BY e.id",
+            &[&user.id],
+        );
         assert_eq!(versions, (2..=version).collect::<Vec<_>>(), "{}", user.id);
         let mine = sent.iter().filter(|s| s.user == i);
         let acked = mine
@@ -602,10 +578,10 @@ fn a_full_disk_gives_a_server_fault_and_the_service_recovers() {
         );
         return;
     };
-    let db = disk.path().join("full.db");
+    let db = TestDb::sqlite_file(disk.path().join("full.db"));
     let directory = Directory::generate(2);
     import(&db, &directory.json(), "warn");
-    let mut server = Served::start(&db, &[], "info");
+    let mut server = Served::start(db.arg(), &[], "info");
     let (http, url) = (client(), server.endpoint());
     let admin = directory.admin.as_caller();
     let target = &directory.users[0];
@@ -656,7 +632,7 @@ fn a_full_disk_gives_a_server_fault_and_the_service_recovers() {
     let audited_refusals = "SELECT COALESCE(sum(count), 0) FROM audit_log
                              WHERE outcome = 'WRONG_PARAMETERS' AND detail = 'userId'";
     assert_eq!(
-        count(&open_db(&db), audited_refusals, []),
+        count(&db, audited_refusals, []),
         0,
         "the disk really was full"
     );
@@ -670,13 +646,12 @@ fn a_full_disk_gives_a_server_fault_and_the_service_recovers() {
     );
     assert!(signs_in(&http, &url, target, &new_password));
 
-    let n = wait_for_count(&db, audited_refusals, 3, Duration::from_secs(30));
+    let n = db.wait_for_count(audited_refusals, 3, Duration::from_secs(30));
     assert_eq!(
         n, 3,
         "the counted row of calls refused while the disk was full"
     );
-    let n = wait_for_count(
-        &db,
+    let n = db.wait_for_count(
         &format!(
             "SELECT count(*) FROM audit_log WHERE request_id = '{failed_change}' AND outcome = 'INTERNAL'"
         ),
@@ -760,11 +735,10 @@ fn wait_until_server_read(port: u16, client: &TcpStream) {
 
 /// Sends `signal` while a change is in flight and checks the stop is graceful.
 fn in_flight_change_survives(signal: &str) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("stop.db");
+    let db = TestDb::fresh();
     let directory = Directory::generate(2);
     import(&db, &directory.json(), "warn");
-    let mut server = Served::start(&db, &[], "info");
+    let mut server = Served::start(db.arg(), &[], "info");
     let target = &directory.users[0];
     let new_password = fresh_password();
     let admin = &directory.admin;
@@ -797,9 +771,7 @@ fn in_flight_change_survives(signal: &str) {
     // Another connection holds the write lock, so neither call can finish (each needs
     // to write) until the test lets go: they are in flight for as long as it takes to
     // see that new connections are refused, however slow the machine.
-    let lock = open_db(&db);
-    lock.execute_batch("BEGIN IMMEDIATE")
-        .expect("take the write lock");
+    let lock = db.hold_writes();
     let stream = send(&envelope);
     let sent = Instant::now();
     let refused_stream = send(&refused);
@@ -819,8 +791,6 @@ fn in_flight_change_survives(signal: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300).saturating_sub(signalled.elapsed()));
-    lock.execute_batch("ROLLBACK")
-        .expect("release the write lock");
     drop(lock);
     let response = read_response(&mut BufReader::new(&stream));
     let answered_after = sent.elapsed();
@@ -878,13 +848,15 @@ fn in_flight_change_survives(signal: &str) {
         "the final flush is logged: {}",
         printed.stderr
     );
-    let wal = wal_file(&db);
-    assert!(
-        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
-        "the WAL was checkpointed into the database"
-    );
+    if let Some(path) = db.sqlite_path() {
+        let wal = wal_file(path);
+        assert!(
+            !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+            "the WAL was checkpointed into the database"
+        );
+    }
     assert_integrity(&db);
-    let conn = open_db(&db);
+    let conn = &db;
     let request_id = response.header("x-request-id").expect("X-Request-Id");
     assert_eq!(
         count(
@@ -1129,11 +1101,10 @@ fn assert_no_secret(what: &str, bytes: &[u8], secrets: &[&str]) {
 /// stored in clear anywhere (an audit detail, a lockout record, a trace line).
 #[test]
 fn no_plaintext_reaches_the_logs_or_the_database_file() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("secrets.db");
+    let db = TestDb::fresh();
     let directory = Directory::generate(2);
     let imported = import(&db, &directory.json(), "trace");
-    let mut server = Served::start(&db, &["--lockout-threshold", "3"], "trace");
+    let mut server = Served::start(db.arg(), &["--lockout-threshold", "3"], "trace");
     let (http, url) = (client(), server.endpoint());
     let (admin, target, victim) = (&directory.admin, &directory.users[0], &directory.users[1]);
     let mut secrets = Secrets(vec![
@@ -1200,16 +1171,10 @@ fn no_plaintext_reaches_the_logs_or_the_database_file() {
     let secrets: Vec<&str> = secrets.0.iter().map(String::as_str).collect();
 
     // Every attempt's audit row has landed (failed ones are written in batches).
-    let n = wait_for_count(
-        &db,
-        "SELECT count(*) FROM audit_log",
-        8,
-        Duration::from_secs(10),
-    );
+    let n = db.wait_for_count("SELECT count(*) FROM audit_log", 8, Duration::from_secs(10));
     assert!(n >= 8, "{n} audit rows");
     assert_eq!(
-        wait_for_count(
-            &db,
+        db.wait_for_count(
             "SELECT count(*) FROM audit_log WHERE outcome = 'LOCKOUT'",
             1,
             Duration::from_secs(10)
@@ -1217,14 +1182,11 @@ fn no_plaintext_reaches_the_logs_or_the_database_file() {
         1,
         "the lockout happened"
     );
-    for file in database_files(&db) {
-        let bytes = std::fs::read(&file).expect("read database file");
-        assert_no_secret(
-            &format!("{} while serving", file.display()),
-            &bytes,
-            &secrets,
-        );
-    }
+    assert_no_secret(
+        "the database while serving",
+        &db.everything_stored(),
+        &secrets,
+    );
 
     server.signal("TERM").expect("signal");
     let printed = server.wait_for_exit(Duration::from_secs(30));
@@ -1241,14 +1203,11 @@ fn no_plaintext_reaches_the_logs_or_the_database_file() {
     assert_no_secret("the import's output", imported.as_bytes(), &secrets);
     assert_no_secret("stdout", printed.stdout.as_bytes(), &secrets);
     assert_no_secret("stderr", printed.stderr.as_bytes(), &secrets);
-    for file in database_files(&db) {
-        let bytes = std::fs::read(&file).expect("read database file");
-        assert_no_secret(
-            &format!("{} after the stop", file.display()),
-            &bytes,
-            &secrets,
-        );
-    }
+    assert_no_secret(
+        "the database after the stop",
+        &db.everything_stored(),
+        &secrets,
+    );
 }
 
 // ------------------------------------------------------------------- timing sameness

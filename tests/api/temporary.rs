@@ -70,15 +70,14 @@ fn a_temporary_password_must_be_changed_before_anything_else() {
         // The events tell temporary and self-chosen passwords apart.
         let events: Vec<(String, bool)> = app
             .db()
-            .prepare(
+            .rows(
                 "SELECT u.ext_id, e.temporary FROM events e JOIN users u ON u.id = e.user_id
                   WHERE e.via = 'soap' ORDER BY e.id",
+                &[],
             )
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+            .iter()
+            .map(|r| (r.at(0), r.at(1)))
+            .collect();
         assert_eq!(
             events,
             [

@@ -8,7 +8,7 @@ fn run(app: &TestApp, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_soap-passwd"))
         .args(args)
         .arg("--db")
-        .arg(&app.db_path)
+        .arg(app.db_arg())
         .output()
         .expect("run soap-passwd");
     (
@@ -161,7 +161,7 @@ fn a_reader_closing_the_pipe_early_is_no_error() {
                 .arg(command)
                 .args(format)
                 .arg("--db")
-                .arg(&app.db_path)
+                .arg(app.db_arg())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

@@ -74,10 +74,10 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 impl Served {
-    /// `soap-passwd serve` on a free loopback port over `db`, with the flags in `extra`
-    /// and the log level in `rust_log`, its log captured. Panics if it does not start
-    /// (for tests).
-    pub fn start(db: &Path, extra: &[&str], rust_log: &str) -> Served {
+    /// `soap-passwd serve` on a free loopback port over `db` (what `--db` takes: an
+    /// SQLite path or a PostgreSQL URL), with the flags in `extra` and the log level in
+    /// `rust_log`, its log captured. Panics if it does not start (for tests).
+    pub fn start(db: impl AsRef<std::ffi::OsStr>, extra: &[&str], rust_log: &str) -> Served {
         let mut cmd = Command::new(binary());
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--db"])
             .arg(db)

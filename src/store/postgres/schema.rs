@@ -81,7 +81,7 @@ async fn apply(
         if claimed.is_some() {
             tx.batch_execute(sql).await?;
             tx.commit().await?;
-            log::info!("database migrated to version {version}");
+            log::debug!("database migrated to version {version}");
         } else {
             tx.rollback().await?;
         }
