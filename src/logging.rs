@@ -152,6 +152,16 @@ impl log::Log for Guarded {
     }
 }
 
+/// Writes every buffered record now. Call before the process exits.
+pub fn flush() {
+    if let Some(shared) = SHARED.get() {
+        let mut pending = lock(&shared.pending);
+        let _out = lock(&shared.output);
+        write_out(&pending.bytes);
+        pending.bytes.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::capped;
@@ -165,15 +175,5 @@ mod tests {
         assert!(!capped("tokio_postgres::query", Level::Info));
         assert!(!capped("tokio_postgres_x", Level::Debug));
         assert!(!capped("soap_passwd::store", Level::Trace));
-    }
-}
-
-/// Writes every buffered record now. Call before the process exits.
-pub fn flush() {
-    if let Some(shared) = SHARED.get() {
-        let mut pending = lock(&shared.pending);
-        let _out = lock(&shared.output);
-        write_out(&pending.bytes);
-        pending.bytes.clear();
     }
 }

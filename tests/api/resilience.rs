@@ -416,14 +416,14 @@ fn sigkill_under_load_loses_no_acknowledged_change() {
         match &s.outcome {
             Outcome::Acknowledged(request_id) => {
                 let audited = count(
-                    &conn,
+                    conn,
                     "SELECT count(*) FROM audit_log a JOIN users u ON u.id = a.target_id
                      WHERE a.request_id = ?1 AND a.outcome = 'OK' AND u.ext_id = ?2",
                     [request_id, user],
                 );
                 assert_eq!(audited, 1, "audit row of acknowledged change {request_id}");
                 let events = count(
-                    &conn,
+                    conn,
                     "SELECT count(*) FROM events e JOIN users u ON u.id = e.user_id
                      WHERE e.request_id = ?1 AND e.kind = 'password_changed' AND u.ext_id = ?2",
                     [request_id, user],
@@ -432,7 +432,7 @@ fn sigkill_under_load_loses_no_acknowledged_change() {
             }
             Outcome::Refused { request_id, .. } => {
                 let changed = count(
-                    &conn,
+                    conn,
                     "SELECT count(*) FROM audit_log WHERE request_id = ?1 AND outcome = 'OK'",
                     [request_id],
                 );
@@ -442,14 +442,14 @@ fn sigkill_under_load_loses_no_acknowledged_change() {
         }
     }
     let orphan_events = count(
-        &conn,
+        conn,
         "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM audit_log a
            WHERE a.request_id = e.request_id AND a.outcome = 'OK' AND a.target_id = e.user_id)",
         [],
     );
     assert_eq!(orphan_events, 0, "events without their OK audit row");
     let unannounced = count(
-        &conn,
+        conn,
         "SELECT count(*) FROM audit_log a WHERE a.outcome = 'OK' AND NOT EXISTS (SELECT 1
            FROM events e WHERE e.request_id = a.request_id AND e.user_id = a.target_id)",
         [],
@@ -458,18 +458,18 @@ fn sigkill_under_load_loses_no_acknowledged_change() {
 
     for (i, user) in directory.users.iter().enumerate() {
         let version = count(
-            &conn,
+            conn,
             "SELECT credential_version FROM users WHERE ext_id = ?1",
             [&user.id],
         );
         let audited = count(
-            &conn,
+            conn,
             "SELECT count(*) FROM audit_log a JOIN users u ON u.id = a.target_id
              WHERE u.ext_id = ?1 AND a.outcome = 'OK'",
             [&user.id],
         );
         let events = count(
-            &conn,
+            conn,
             "SELECT count(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.ext_id = ?1",
             [&user.id],
         );
@@ -860,7 +860,7 @@ fn in_flight_change_survives(signal: &str) {
     let request_id = response.header("x-request-id").expect("X-Request-Id");
     assert_eq!(
         count(
-            &conn,
+            conn,
             "SELECT count(*) FROM audit_log WHERE request_id = ?1 AND outcome = 'OK'",
             [request_id],
         ),
@@ -868,7 +868,7 @@ fn in_flight_change_survives(signal: &str) {
     );
     assert_eq!(
         count(
-            &conn,
+            conn,
             "SELECT credential_version FROM users WHERE ext_id = ?1",
             [&target.id]
         ),
@@ -879,7 +879,7 @@ fn in_flight_change_survives(signal: &str) {
         .expect("X-Request-Id");
     assert_eq!(
         count(
-            &conn,
+            conn,
             "SELECT count(*) FROM audit_log WHERE request_id = ?1 AND outcome = 'WRONG_PARAMETERS'",
             [refused_id],
         ),
