@@ -140,8 +140,13 @@ struct EventsArgs {
     #[arg(long, default_value_t = 0)]
     after: i64,
     /// Acknowledge every event up to and including this id (they are not listed again).
-    #[arg(long, value_name = "ID")]
+    /// SQLite only: on PostgreSQL a lower id may commit after a higher one was listed,
+    /// so acknowledge the ids you read with --ack-only.
+    #[arg(long, value_name = "ID", conflicts_with = "ack_only")]
     ack: Option<i64>,
+    /// Acknowledge exactly these events (comma-separated ids, as listed).
+    #[arg(long, value_name = "ID,ID,...", value_delimiter = ',', num_args = 1..)]
+    ack_only: Vec<i64>,
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
@@ -529,8 +534,25 @@ fn audit(args: AuditArgs) -> Result<(), Stop> {
 fn events(args: EventsArgs) -> Result<(), Stop> {
     let store = open_for_reading(args.db.db)?;
     if let Some(id) = args.ack {
+        if store.commits_out_of_id_order() {
+            return Err(Stop::from(format!(
+                "--ack {id}: on PostgreSQL an event with a lower id can commit after {id} \
+                 was listed and would be acknowledged unseen; acknowledge the ids you read \
+                 with --ack-only ID,ID,..."
+            )));
+        }
         let n = store.ack_events(id).map_err(|e| e.to_string())?;
         eprintln!("acknowledged {n} events up to {id}");
+        return Ok(());
+    }
+    if !args.ack_only.is_empty() {
+        let n = store
+            .ack_listed(&args.ack_only)
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "acknowledged {n} of the {} events named",
+            args.ack_only.len()
+        );
         return Ok(());
     }
     for e in store.events_after(args.after).map_err(|e| e.to_string())? {

@@ -51,7 +51,8 @@ impl CpuUse {
 /// Starts counting CPU ticks of the machine, the server and this process.
 pub(crate) struct CpuMeter {
     pub(crate) machine: Option<(u64, u64)>,
-    pub(crate) server_pid: Option<u32>,
+    /// The server's processes (several instances count as one server).
+    pub(crate) server_pids: Vec<u32>,
     pub(crate) server: u64,
     /// The server's ticks when last observed, for a process that exits before `finish`.
     pub(crate) server_seen: std::cell::Cell<u64>,
@@ -60,10 +61,15 @@ pub(crate) struct CpuMeter {
 
 impl CpuMeter {
     pub(crate) fn start(server_pid: Option<u32>) -> CpuMeter {
-        let server = server_pid.and_then(process_ticks).unwrap_or(0);
+        CpuMeter::start_many(server_pid.into_iter().collect())
+    }
+
+    /// The same, the server being every process of `server_pids`.
+    pub(crate) fn start_many(server_pids: Vec<u32>) -> CpuMeter {
+        let server = server_ticks(&server_pids).unwrap_or(0);
         CpuMeter {
             machine: machine_ticks(),
-            server_pid,
+            server_pids,
             server,
             server_seen: std::cell::Cell::new(server),
             generator: process_ticks(std::process::id()).unwrap_or(0),
@@ -72,7 +78,7 @@ impl CpuMeter {
 
     /// Notes the server's ticks now (call it while a short-lived process runs).
     pub(crate) fn observe(&self) {
-        if let Some(ticks) = self.server_pid.and_then(process_ticks) {
+        if let Some(ticks) = server_ticks(&self.server_pids) {
             self.server_seen.set(ticks);
         }
     }
@@ -100,6 +106,12 @@ impl CpuMeter {
             others: share(busy.saturating_sub(server + generator)),
         })
     }
+}
+
+/// The ticks of every process in `pids`, if any of them is still there.
+fn server_ticks(pids: &[u32]) -> Option<u64> {
+    let ticks: Vec<u64> = pids.iter().filter_map(|p| process_ticks(*p)).collect();
+    (!ticks.is_empty()).then(|| ticks.iter().sum())
 }
 
 /// Waits, up to `max`, until other processes leave the machine nearly idle, so the next

@@ -86,8 +86,8 @@ impl Kit<'_> {
         write_directory(&spine_json, SPINE, 0, &hash).map_err(|e| e.to_string())?;
         self.import(&spine_json, &spine_db)?;
 
-        let big = time_decisions(&db, plan.decision_samples)?;
-        let small = time_decisions(&spine_db, plan.decision_samples)?;
+        let big = time_decisions(&db.as_path().into(), plan.decision_samples)?;
+        let small = time_decisions(&spine_db.as_path().into(), plan.decision_samples)?;
         let p50_of = |runs: &[(usize, Vec<u64>)], depth: usize| {
             runs.iter()
                 .find(|(d, _)| *d == depth)
@@ -215,8 +215,11 @@ pub(crate) struct Imported {
 
 /// Times the decision the service makes once per change, in process on `db`: the target
 /// lookup with its scope facts, then the rules. The caller administers the root.
-pub(crate) fn time_decisions(db: &Path, samples: usize) -> Result<Vec<(usize, Vec<u64>)>, String> {
-    let store = Store::open(&db.into(), 2).map_err(|e| e.to_string())?;
+pub(crate) fn time_decisions(
+    db: &soap_passwd::config::Database,
+    samples: usize,
+) -> Result<Vec<(usize, Vec<u64>)>, String> {
+    let store = Store::open(db, 2).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -29,6 +29,8 @@ pub(crate) fn bench_user_email(i: usize) -> String {
 /// The imported load-test database; every measurement gets its own copy.
 pub(crate) struct BenchFixture {
     pub(crate) template: PathBuf,
+    /// The provisioning file it was imported from (the PostgreSQL rows import it too).
+    pub(crate) json: PathBuf,
     pub(crate) dir: PathBuf,
 }
 

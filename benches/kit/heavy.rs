@@ -13,77 +13,92 @@ impl Kit<'_> {
     ) -> Result<Option<f64>, String> {
         let mut capacity: Option<f64> = None;
         for kind in [ChangeKind::Admin, ChangeKind::OwnPassword] {
-            let label = match kind {
-                ChangeKind::Admin => "admin→users",
-                ChangeKind::OwnPassword => "users→themselves",
-            };
             for c in HEAVY_CONCURRENCY {
-                let served = self.start_service(&fixture.fresh_db()?, "heavy", &[])?;
-                let host = served.host();
-                let workloads: Vec<Box<dyn Workload>> = (0..c)
-                    .map(|k| kind.workload(&host, k, c, k as u64 + 1))
-                    .collect();
-                // At c=1 one operation runs at a time; above, every slot is busy.
-                let threads = if c == 1 { 1 } else { floor.cores };
-                settle(self.plan, &self.quiet_left);
-                let before = self.yardstick(threads)?;
-                let meter = CpuMeter::start(Some(served.child.id()));
-                let mut stats = self.drive(closed_loop(
-                    served.addr,
-                    None,
-                    workloads,
-                    self.timing(self.plan.run),
-                    true,
-                ));
-                let cpu = meter.finish();
-                drop(served);
-                let after = self.yardstick(threads)?;
-                let times = match (before, after) {
-                    (Some(b), Some(a)) => b.mean(&a),
-                    _ if c == 1 => floor.alone,
-                    _ => floor.loaded,
-                };
-                stats.finish();
-                let ops = times.change(kind);
-                let rps = stats.ok_rate();
-                let p50 = stats.ok_percentile(50.0);
-                let p99 = opt_duration(stats.ok_percentile(99.0));
-                let problems = stats.problems();
-                let row = if c == 1 {
-                    let bound = ops.mul_f64(1.10);
-                    let ratio = p50.map_or(f64::NAN, |p| p.as_secs_f64() / ops.as_secs_f64());
-                    Row::new(
-                        "heavy",
-                        format!("{label} c=1"),
-                        format!(
-                            "{rps:.1}/s, p50 {} = ops ×{ratio:.2} (ops {}), p99 {p99}{problems}",
-                            opt_duration(p50),
-                            fmt_duration(ops)
-                        ),
-                    )
-                    .target("p50 ≤ ops +10 %")
-                    .verdict(p50.is_some_and(|p| p <= bound) && stats.clean())
-                } else {
-                    let limit = floor.cores as f64 / ops.as_secs_f64();
-                    let share = 100.0 * rps / limit;
-                    if kind == ChangeKind::Admin {
-                        capacity = Some(capacity.map_or(rps, |best| best.max(rps)));
-                    }
-                    Row::new(
-                        "heavy",
-                        format!("{label} c={c}"),
-                        format!(
-                            "{rps:.1}/s = {share:.0} % of {limit:.1}/s, p50 {}, p99 {p99}{problems}",
-                            opt_duration(p50)
-                        ),
-                    )
-                    .target("≥ 90 % of limit")
-                    .verdict(share >= 90.0 && stats.clean())
-                };
-                report.add(row.cpu(cpu));
+                let (row, rps) =
+                    self.heavy_row("heavy", fixture.fresh_db()?.as_os_str(), kind, c, floor)?;
+                if kind == ChangeKind::Admin && c > 1 {
+                    capacity = Some(capacity.map_or(rps, |best| best.max(rps)));
+                }
+                report.add(row);
             }
         }
         Ok(capacity)
+    }
+
+    /// One heavy measurement: `c` connections making `kind` changes on a fresh server over
+    /// `db` (an SQLite copy or a PostgreSQL database); its row and changes/s.
+    pub(crate) fn heavy_row(
+        &self,
+        section: &'static str,
+        db: &std::ffi::OsStr,
+        kind: ChangeKind,
+        c: usize,
+        floor: &Floor,
+    ) -> Result<(Row, f64), String> {
+        let label = match kind {
+            ChangeKind::Admin => "admin→users",
+            ChangeKind::OwnPassword => "users→themselves",
+        };
+        let served = self.start_service(db, section, &[])?;
+        let host = served.host();
+        let workloads: Vec<Box<dyn Workload>> = (0..c)
+            .map(|k| kind.workload(&host, k, c, k as u64 + 1))
+            .collect();
+        // At c=1 one operation runs at a time; above, every slot is busy.
+        let threads = if c == 1 { 1 } else { floor.cores };
+        settle(self.plan, &self.quiet_left);
+        let before = self.yardstick(threads)?;
+        let meter = CpuMeter::start(Some(served.child.id()));
+        let mut stats = self.drive(closed_loop(
+            served.addr,
+            None,
+            workloads,
+            self.timing(self.plan.run),
+            true,
+        ));
+        let cpu = meter.finish();
+        drop(served);
+        let after = self.yardstick(threads)?;
+        let times = match (before, after) {
+            (Some(b), Some(a)) => b.mean(&a),
+            _ if c == 1 => floor.alone,
+            _ => floor.loaded,
+        };
+        stats.finish();
+        let ops = times.change(kind);
+        let rps = stats.ok_rate();
+        let p50 = stats.ok_percentile(50.0);
+        let p99 = opt_duration(stats.ok_percentile(99.0));
+        let problems = stats.problems();
+        let row = if c == 1 {
+            let bound = ops.mul_f64(1.10);
+            let ratio = p50.map_or(f64::NAN, |p| p.as_secs_f64() / ops.as_secs_f64());
+            Row::new(
+                section,
+                format!("{label} c=1"),
+                format!(
+                    "{rps:.1}/s, p50 {} = ops ×{ratio:.2} (ops {}), p99 {p99}{problems}",
+                    opt_duration(p50),
+                    fmt_duration(ops)
+                ),
+            )
+            .target("p50 ≤ ops +10 %")
+            .verdict(p50.is_some_and(|p| p <= bound) && stats.clean())
+        } else {
+            let limit = floor.cores as f64 / ops.as_secs_f64();
+            let share = 100.0 * rps / limit;
+            Row::new(
+                section,
+                format!("{label} c={c}"),
+                format!(
+                    "{rps:.1}/s = {share:.0} % of {limit:.1}/s, p50 {}, p99 {p99}{problems}",
+                    opt_duration(p50)
+                ),
+            )
+            .target("≥ 90 % of limit")
+            .verdict(share >= 90.0 && stats.clean())
+        };
+        Ok((row.cpu(cpu), rps))
     }
 
     pub(crate) fn light(&self, fixture: &BenchFixture, report: &mut Report) -> Result<(), String> {

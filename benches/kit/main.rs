@@ -12,7 +12,7 @@
 //!
 //! Environment (or arguments after `--`):
 //! - `KIT_QUICK=1`: a smoke run (short runs, a 10,000-department / 100,000-user directory);
-//! - `KIT_ONLY=argon2,heavy,batch,light,overload,fairness,attacks,directory` (or those names as
+//! - `KIT_ONLY=argon2,heavy,batch,light,overload,fairness,attacks,directory,postgres` (or those names as
 //!   arguments): run only these sections (argon2 always runs: the others are judged by it);
 //! - `KIT_SECS=N`: seconds of each heavy and light measurement (default 10, quick 2; the
 //!   batch row runs three times as long);
@@ -56,6 +56,7 @@ mod hashing;
 mod heavy;
 mod load;
 mod overload;
+mod postgres;
 mod report;
 
 use cpu::*;
@@ -112,9 +113,10 @@ enum Section {
     Fairness,
     Attacks,
     Directory,
+    Postgres,
 }
 
-const SECTIONS: [(&str, Section); 8] = [
+const SECTIONS: [(&str, Section); 9] = [
     ("argon2", Section::Argon2),
     ("heavy", Section::Heavy),
     ("batch", Section::Batch),
@@ -123,6 +125,7 @@ const SECTIONS: [(&str, Section); 8] = [
     ("fairness", Section::Fairness),
     ("attacks", Section::Attacks),
     ("directory", Section::Directory),
+    ("postgres", Section::Postgres),
 ];
 
 /// Concurrencies of the heavy path (the 1, 2, 8, 32).
@@ -398,6 +401,7 @@ fn run(plan: &Plan) -> Result<(), String> {
                 | Section::Overload
                 | Section::Fairness
                 | Section::Attacks
+                | Section::Postgres
         )
     }) {
         Some(ctx.bench_fixture()?)
@@ -443,6 +447,10 @@ fn run(plan: &Plan) -> Result<(), String> {
     if plan.has(Section::Directory) {
         let result = ctx.directory(&mut report);
         section(&mut report, "directory", result);
+    }
+    if let (true, Some(fixture)) = (plan.has(Section::Postgres), &fixture) {
+        let result = ctx.postgres(fixture, &floor, &mut report);
+        section(&mut report, "postgres", result);
     }
 
     let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "unset (info)".into());
@@ -535,7 +543,13 @@ impl Kit<'_> {
         (output, meter.finish())
     }
 
-    fn start_service(&self, db: &Path, name: &str, extra: &[&str]) -> Result<Served, String> {
+    /// The service over `db` (an SQLite path or a PostgreSQL URL) on the server's cores.
+    fn start_service(
+        &self,
+        db: impl AsRef<std::ffi::OsStr>,
+        name: &str,
+        extra: &[&str],
+    ) -> Result<Served, String> {
         let mut cmd = self.pinning.server_command(&service_bin());
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--db"])
             .arg(db)
@@ -581,12 +595,14 @@ impl Kit<'_> {
         self.import(&json, &db)?;
         Ok(BenchFixture {
             template: db,
+            json,
             dir: self.work.to_path_buf(),
         })
     }
 
-    /// `soap-passwd import`, timed, with the importer's peak RSS.
-    fn import(&self, json: &Path, db: &Path) -> Result<Imported, String> {
+    /// `soap-passwd import` into `db` (an SQLite path or a PostgreSQL URL), timed, with
+    /// the importer's peak RSS.
+    fn import(&self, json: &Path, db: impl AsRef<std::ffi::OsStr>) -> Result<Imported, String> {
         let mut cmd = self.pinning.server_command(&service_bin());
         cmd.arg("import")
             .arg(json)

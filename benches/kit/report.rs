@@ -15,6 +15,8 @@ pub(crate) struct Row {
     pub(crate) verdict: Option<bool>,
     /// CPU while it was measured: server / load generator / other processes, in cores.
     pub(crate) cpu: Option<CpuUse>,
+    /// The "others" CPU is the PostgreSQL server the row measures, not interference.
+    pub(crate) others_are_database: bool,
 }
 
 impl Row {
@@ -30,12 +32,29 @@ impl Row {
             target: String::new(),
             verdict: None,
             cpu: None,
+            others_are_database: false,
         }
     }
 
     /// Other processes took enough CPU while this was measured to skew it.
     pub(crate) fn noisy(&self) -> bool {
-        self.cpu.is_some_and(|c| c.others > NOISY_CORES)
+        !self.others_are_database && self.cpu.is_some_and(|c| c.others > NOISY_CORES)
+    }
+
+    /// Marks the row's "others" CPU as the PostgreSQL server it measures.
+    pub(crate) fn others_are_database(mut self) -> Row {
+        self.others_are_database = true;
+        self
+    }
+
+    fn describe_cpu(&self) -> Option<String> {
+        self.cpu.map(|c| {
+            let mut s = c.describe();
+            if self.others_are_database {
+                s.push_str(" (PostgreSQL)");
+            }
+            s
+        })
     }
 
     pub(crate) fn cpu(mut self, cpu: Option<CpuUse>) -> Row {
@@ -72,8 +91,8 @@ impl Report {
                 Some(false) => "  MISS",
                 None => "",
             },
-            row.cpu
-                .map(|c| format!("  (cpu {})", c.describe()))
+            row.describe_cpu()
+                .map(|c| format!("  (cpu {c})"))
                 .unwrap_or_default()
         );
         self.rows.push(row);
@@ -93,7 +112,7 @@ impl Report {
                 }
                 .to_string()
                     + if r.noisy() { "*" } else { "" },
-                r.cpu.map(|c| c.describe()).unwrap_or_default(),
+                r.describe_cpu().unwrap_or_default(),
             ]
         };
         let titles = [

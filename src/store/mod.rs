@@ -319,11 +319,29 @@ impl Store {
     }
 
     /// Acknowledges every event up to and including `id`; returns how many.
+    ///
+    /// Only where ids are committed in order (SQLite: one writer). On PostgreSQL a lower
+    /// id can commit after a higher one was read, and would be acknowledged unseen: use
+    /// [`Store::ack_listed`] there.
     pub fn ack_events(&self, id: i64) -> Result<usize, StoreError> {
         match self {
             Store::Sqlite(s) => s.ack_events(id),
             Store::Postgres(p) => p.ack_events(id),
         }
+    }
+
+    /// Acknowledges exactly the events `ids` (those a notifier read); returns how many
+    /// were still unacknowledged.
+    pub fn ack_listed(&self, ids: &[i64]) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ack_listed(ids),
+            Store::Postgres(p) => p.ack_listed(ids),
+        }
+    }
+
+    /// Whether event ids may commit out of order (so `--ack ID` would be unsafe).
+    pub fn commits_out_of_id_order(&self) -> bool {
+        matches!(self, Store::Postgres(_))
     }
 
     /// Claims up to `limit` events due for mail at `now_ms` until `lease_until_ms`.

@@ -474,7 +474,10 @@ fn audit_rows_and_acknowledged_events_past_the_retention_are_pruned() {
     let reply = call(&http, &url, &sign_in_op(ADMIN, ADMIN.2), &[]);
     assert!(reply.is_success(), "{}", reply.body);
     let first_event: i64 = demo.count("SELECT min(id) FROM events");
-    let (ok, _, stderr) = run(&["events", "--ack", &first_event.to_string()], &demo.db);
+    let (ok, _, stderr) = run(
+        &["events", "--ack-only", &first_event.to_string()],
+        &demo.db,
+    );
     assert!(ok, "{stderr}");
     assert_eq!(demo.count("SELECT count(*) FROM audit_log"), 2);
     let deadline = Instant::now() + Duration::from_secs(15);

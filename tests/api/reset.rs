@@ -292,7 +292,7 @@ fn no_raw_token_is_stored_and_a_notified_link_is_erased_once_acknowledged() {
     );
     // Acknowledged: the link is erased from the event.
     let out = std::process::Command::new(binary())
-        .args(["events", "--ack", &id.to_string(), "--db"])
+        .args(["events", "--ack-only", &id.to_string(), "--db"])
         .arg(app.db_arg())
         .env_remove("SOAP_PASSWD_DB")
         .output()

@@ -444,6 +444,16 @@ impl PgStore {
         })
     }
 
+    pub fn ack_listed(&self, ids: &[i64]) -> Result<usize, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let ids = ids.to_vec();
+        self.blocking(|pool| async move {
+            let client = pool.get().await?;
+            let n = trail::ack_listed(&client, &ids, &now).await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
     pub async fn claim_mail(
         &self,
         now_ms: i64,

@@ -101,6 +101,22 @@ pub(super) async fn ack(client: &impl GenericClient, id: i64, at: &str) -> Resul
     Ok(client.execute(&stmt, &[&id, &at]).await?)
 }
 
+/// Marks exactly the events `ids` as handled (erasing reset links); returns how many
+/// changed.
+pub(super) async fn ack_listed(
+    client: &impl GenericClient,
+    ids: &[i64],
+    at: &str,
+) -> Result<u64, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE events SET acked_at = $2, link = NULL
+              WHERE id = ANY($1) AND acked_at IS NULL",
+        )
+        .await?;
+    Ok(client.execute(&stmt, &[&ids, &at]).await?)
+}
+
 /// Claims up to `limit` due events until `lease_until_ms` (see `sqlite::outbox`).
 pub(super) async fn claim_due(
     client: &mut deadpool_postgres::Client,

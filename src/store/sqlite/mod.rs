@@ -373,6 +373,12 @@ impl SqliteStore {
         self.write_blocking(|conn| trail::ack(conn, id, &now))
     }
 
+    /// Acknowledges exactly the events `ids`; returns how many changed.
+    pub fn ack_listed(&self, ids: &[i64]) -> Result<usize, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.write_blocking(|conn| trail::ack_listed(conn, ids, &now))
+    }
+
     /// Claims up to `limit` events due for mail at `now_ms` until `lease_until_ms`.
     pub async fn claim_mail(
         &self,

@@ -73,6 +73,27 @@ pub(super) fn events_after(conn: &Connection, after: i64) -> Result<Vec<OutboxEv
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Marks exactly the events `ids` as handled, in one transaction; returns how many
+/// changed.
+pub(super) fn ack_listed(
+    conn: &mut Connection,
+    ids: &[i64],
+    at: &str,
+) -> Result<usize, StoreError> {
+    let tx = conn.transaction()?;
+    let mut changed = 0;
+    {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE events SET acked_at = ?2, link = NULL WHERE id = ?1 AND acked_at IS NULL",
+        )?;
+        for id in ids {
+            changed += stmt.execute(params![id, at])?;
+        }
+    }
+    tx.commit()?;
+    Ok(changed)
+}
+
 /// Marks every event up to and including `id` as handled; returns how many changed.
 pub(super) fn ack(conn: &Connection, id: i64, at: &str) -> Result<usize, StoreError> {
     Ok(conn.execute(
