@@ -247,8 +247,11 @@ class Service:
 
     def spawn(self):
         argv = [self.binary, "serve", "--demo", "--db", self.db, "--bind", "127.0.0.1:0"]
+        # The migration's line is at debug (as SQLite's are quiet by default): asked for
+        # here, to see which instance migrated.
+        env = dict(os.environ, RUST_LOG="info,soap_passwd::store::postgres::schema=debug")
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
-            self.proc = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, env=env)
 
     def wait_ready(self, timeout=60):
         """Ready once the whole "Try it" block is printed (its heredoc ends with XML), as
