@@ -162,7 +162,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(reset_page)),
     )
     .service(web::resource("/assets/reset.css").route(web::get().to(stylesheet)))
-    .service(web::resource("/health").route(web::get().to(health)));
+    .service(web::resource("/health").route(web::get().to(health)))
+    .service(web::resource("/health/live").route(web::get().to(live)))
+    .service(web::resource("/health/ready").route(web::get().to(ready)));
 }
 
 fn new_request_id() -> String {
@@ -602,6 +604,32 @@ fn request_host(req: &HttpRequest, state: &AppState) -> Option<(String, String)>
 }
 
 /// `GET /health`: 200 when the database answers.
+/// `/health/live`: the process runs and serves HTTP; the database is not asked (a
+/// restart would not bring it back).
+async fn live() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain")
+        .insert_header(("Cache-Control", "no-store"))
+        .body("live\n")
+}
+
+/// `/health/ready`: the database answers and holds every migration this build needs.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    use crate::store::Readiness;
+    let (mut answer, body) = match state.service.store().readiness().await {
+        Readiness::Ready => (HttpResponse::Ok(), "ready\n"),
+        Readiness::Unavailable => (HttpResponse::ServiceUnavailable(), "database unavailable\n"),
+        Readiness::SchemaBehind => (
+            HttpResponse::ServiceUnavailable(),
+            "database schema behind this build\n",
+        ),
+    };
+    answer
+        .content_type("text/plain")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
+}
+
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     if state.service.store().healthy().await {
         HttpResponse::Ok().content_type("text/plain").body("ok\n")

@@ -44,6 +44,17 @@ pub enum StoreError {
     Timeout,
 }
 
+/// What `/health/ready` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// The database does not answer (within its bound).
+    Unavailable,
+    /// It answers, but its schema lacks migrations this build needs (they are applied at
+    /// start; another process may have reset or replaced the database since).
+    SchemaBehind,
+}
+
 impl StoreError {
     /// The database cannot be reached or does not answer (as opposed to a query that
     /// failed): a connection refused or lost, a pool that found no connection in time,
@@ -86,6 +97,15 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.healthy().await,
             Store::Postgres(p) => p.healthy().await,
+        }
+    }
+
+    /// Whether the database answers and holds every migration this build knows (contract
+    /// §16, `/health/ready`).
+    pub async fn readiness(&self) -> Readiness {
+        match self {
+            Store::Sqlite(s) => s.readiness().await,
+            Store::Postgres(p) => p.readiness().await,
         }
     }
 

@@ -1178,3 +1178,40 @@ fn health_answers_200_when_the_database_answers() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, "ok\n");
 }
+
+/// Contract §16: `/health/live` while the process runs, `/health/ready` while the
+/// database answers with every migration applied; `/health` as in §2. (An unreachable
+/// or frozen PostgreSQL is `tests/pg/multi_instance.py`'s.)
+#[test]
+fn live_and_ready_tell_the_process_from_its_database() {
+    let app = spawn_app();
+    for (path, body) in [("/health/live", "live\n"), ("/health/ready", "ready\n")] {
+        let reply = app.get(path);
+        assert_eq!((reply.status, reply.body.as_str()), (200, body), "{path}");
+        assert_eq!(
+            reply
+                .headers
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+    // The schema loses its last migration (another process reset it).
+    if app.db().is_postgres() {
+        app.db().exec("DELETE FROM schema_migrations", &[]);
+    } else {
+        app.db().rows("PRAGMA user_version = 6", &[]);
+    }
+    let reply = app.get("/health/ready");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (503, "database schema behind this build\n")
+    );
+    assert_eq!(app.get("/health/live").status, 200);
+    assert_eq!(
+        app.get("/health").status,
+        200,
+        "/health asks only that it answers"
+    );
+}

@@ -725,6 +725,8 @@ def check_db_restart(ctx):
                 ("rest-change", lambda: change(b, "u-learner", strong_password("Outage"), raw=True)),
                 ("rest-status", lambda: rest("GET", b, "/api/users/u-admin/password", creds(ADMIN), raw=True)),
                 ("health", lambda: rest("GET", b, "/health", raw=True)),
+                ("ready", lambda: rest("GET", b, "/health/ready", raw=True)),
+                ("live", lambda: rest("GET", b, "/health/live", raw=True)),
             ):
                 t0 = time.monotonic()
                 try:
@@ -767,6 +769,10 @@ def check_db_restart(ctx):
     check(not bad, f"SOAP calls during the outage get a soap:Server fault (HTTP 500): {bad[:3]}")
     bad = [(status, text) for kind, status, _, _, text in probes if kind == "health" and status != 503]
     check(not bad, f"/health during the outage answers 503: {bad[:3]}")
+    bad = [(status, text) for kind, status, _, _, text in probes if kind == "ready" and status != 503]
+    check(not bad, f"/health/ready during the outage answers 503: {bad[:3]}")
+    bad = [(status, text) for kind, status, _, _, text in probes if kind == "live" and status != 200]
+    check(not bad, f"/health/live during the outage answers 200 (the process runs): {bad[:3]}")
     rest_seen = sorted({(kind, status, code) for kind, status, code, _, _ in probes if kind.startswith("rest")})
     defect("rest-outage-503", all(status == 503 for _, status, _ in rest_seen),
            f"REST calls during the outage answer 503 (contract §15), got {rest_seen}")
@@ -824,6 +830,7 @@ def check_db_hung(ctx):
 
     calls = {
         "health": lambda: rest("GET", b, "/health", timeout=bound, raw=True),
+        "ready": lambda: rest("GET", b, "/health/ready", timeout=bound, raw=True),
         "rest-status": lambda: rest("GET", b, "/api/users/u-admin/password", creds(ADMIN), timeout=bound, raw=True),
         "soap-status": lambda: soap_status(b, ADMIN, timeout=bound, raw=True),
     }
@@ -844,8 +851,10 @@ def check_db_hung(ctx):
     defect("pg-hung-no-bound", not hung,
            f"with the database not answering, calls and /health are answered within {OUTAGE_BOUND} s: {hung}")
     answered = {k: v for k, v in results.items() if k not in hung}
-    if "health" in answered:
-        check(answered["health"][1] == 503, f"/health with the database not answering: 503, got {answered['health'][1]}")
+    for kind in ("health", "ready"):
+        if kind in answered:
+            check(answered[kind][1] == 503,
+                  f"/{kind} with the database not answering: 503, got {answered[kind][1]}")
     if "soap-status" in answered:
         took, status, text = answered["soap-status"]
         m = re.search(r"<faultcode>([^<]*)</faultcode>", text)

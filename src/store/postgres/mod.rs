@@ -161,6 +161,19 @@ impl PgStore {
     }
 
     /// True when the database answers a trivial query.
+    /// Ready when the database answers (within the health bound) and has every migration.
+    pub async fn readiness(&self) -> super::Readiness {
+        let probe = self.run(|pool| async move {
+            let client = pool.get().await?;
+            schema::applied_all(&client).await
+        });
+        match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+            Ok(Ok(true)) => super::Readiness::Ready,
+            Ok(Ok(false)) => super::Readiness::SchemaBehind,
+            _ => super::Readiness::Unavailable,
+        }
+    }
+
     pub async fn healthy(&self) -> bool {
         let probe = self.run(|pool| async move {
             let client = pool.get().await?;

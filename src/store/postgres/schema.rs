@@ -16,6 +16,21 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_schema.sq
 /// Attempts at creating the bookkeeping table while another instance creates it too.
 const CREATE_ATTEMPTS: u32 = 5;
 
+/// Whether every migration of [`MIGRATIONS`] is recorded as applied.
+pub(super) async fn applied_all(
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<bool, StoreError> {
+    let versions: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM schema_migrations WHERE version = ANY($1)",
+            &[&versions],
+        )
+        .await?;
+    let applied: i64 = row.get(0);
+    Ok(usize::try_from(applied).is_ok_and(|n| n == versions.len()))
+}
+
 pub(super) async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.get().await?;
     let mut attempt = 0;

@@ -125,6 +125,19 @@ impl SqliteStore {
         work(&mut conn)
     }
 
+    /// Ready when the database answers and its `user_version` is this build's latest.
+    pub async fn readiness(&self) -> super::Readiness {
+        let latest = schema::LATEST;
+        match self
+            .call(|conn| Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?))
+            .await
+        {
+            Ok(version) if version >= latest => super::Readiness::Ready,
+            Ok(_) => super::Readiness::SchemaBehind,
+            Err(_) => super::Readiness::Unavailable,
+        }
+    }
+
     /// True when the database answers a trivial query.
     pub async fn healthy(&self) -> bool {
         self.call(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))

@@ -198,6 +198,9 @@ CREATE INDEX events_unacked ON events(id) WHERE acked_at IS NULL;
 "#;
 
 /// Every migration, oldest first.
+/// The `user_version` the migrations below reach.
+pub(super) const LATEST: i64 = 7;
+
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -215,5 +218,15 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(super::migrations().validate().is_ok());
+    }
+
+    #[test]
+    fn latest_is_the_version_the_migrations_reach() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::migrations().to_latest(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, super::LATEST);
     }
 }
