@@ -24,6 +24,9 @@ use crate::store::ThrottlePolicy;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written: text, or one JSON object per line.
+    #[arg(long, global = true, env = "SOAP_PASSWD_LOG_FORMAT", value_enum, default_value_t = crate::logging::Format::Text)]
+    log_format: crate::logging::Format,
 }
 
 #[derive(Subcommand)]
@@ -309,11 +312,13 @@ fn parse_public_url(s: &str) -> Result<String, String> {
 
 /// Runs the command line; the binary's `main`.
 pub fn main() -> ExitCode {
-    crate::logging::init("info,rusqlite_migration=warn,tokio_postgres=warn");
     let code = run();
     crate::logging::flush();
     code
 }
+
+/// The default log filter (`RUST_LOG` replaces it).
+const DEFAULT_LOG_FILTER: &str = "info,rusqlite_migration=warn,tokio_postgres=warn";
 
 fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -338,6 +343,8 @@ fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let log_format = cli.log_format;
+    crate::logging::init(DEFAULT_LOG_FILTER, log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(*args).map_err(Stop::Failed),
         Command::Import(args) => import(args),
@@ -349,7 +356,15 @@ fn run() -> ExitCode {
         // `soap-passwd audit | head`: the reader has what it wanted.
         Ok(()) | Err(Stop::ReaderGone) => ExitCode::SUCCESS,
         Err(Stop::Failed(message)) => {
-            eprintln!("soap-passwd: {message}");
+            let line = format!("soap-passwd: {message}");
+            match log_format {
+                crate::logging::Format::Text => eprintln!("{line}"),
+                // A log shipper reading JSON gets the reason a start failed as JSON too.
+                crate::logging::Format::Json => {
+                    crate::logging::flush();
+                    eprintln!("{}", crate::logging::json_failure(&line));
+                }
+            }
             ExitCode::FAILURE
         }
     }

@@ -34,8 +34,25 @@ const TRUNCATED_SECRET: &str = "Truncated-Secret-6y";
 
 #[test]
 fn no_secret_reaches_the_output_at_trace_level_and_each_call_has_one_access_line() {
+    check_the_log(false);
+}
+
+/// Contract §16: `--log-format json` writes one JSON object per line, with the text
+/// line's fields (and an access line's pairs as fields of their own), and holds no more
+/// than the text line: the same secrets are looked for.
+#[test]
+fn json_log_lines_parse_carry_the_same_fields_and_hold_no_secret() {
+    check_the_log(true);
+}
+
+fn check_the_log(json: bool) {
     let db = TestDb::fresh();
-    let mut served = Served::start(db.arg(), &["--demo"], "trace");
+    let args: &[&str] = if json {
+        &["--demo", "--log-format", "json"]
+    } else {
+        &["--demo"]
+    };
+    let mut served = Served::start(db.arg(), args, "trace");
     let endpoint = format!("http://127.0.0.1:{}/soap", served.port);
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -137,10 +154,77 @@ fn no_secret_reaches_the_output_at_trace_level_and_each_call_has_one_access_line
         );
     }
 
-    let access: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("soap_passwd::access"))
+    // In JSON, every line is an object whose `msg` is the text line's message.
+    let parsed: Vec<serde_json::Value> = if json {
+        stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("not a JSON object ({e}): {l}"));
+                for field in ["ts", "level", "target", "msg"] {
+                    assert!(v[field].is_string(), "{field} missing: {l}");
+                }
+                v
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let access_json: Vec<&serde_json::Value> = parsed
+        .iter()
+        .filter(|v| v["target"] == "soap_passwd::access")
         .collect();
+    let access: Vec<&str> = if json {
+        access_json
+            .iter()
+            .map(|v| v["msg"].as_str().unwrap_or_default())
+            .collect()
+    } else {
+        stderr
+            .lines()
+            .filter(|l| l.contains("soap_passwd::access"))
+            .collect()
+    };
+    if json {
+        assert!(
+            parsed.len() > access.len(),
+            "only access lines were written"
+        );
+        for ((request_id, status), _, _) in &calls {
+            let object = access_json
+                .iter()
+                .find(|v| v["fields"]["request_id"] == request_id.as_str())
+                .unwrap_or_else(|| panic!("no access object for {request_id}"));
+            assert_eq!(object["fields"]["status"], f64::from(*status), "{object}");
+            assert_eq!(object["level"], "INFO", "{object}");
+            assert!(object["fields"]["duration_ms"].is_number(), "{object}");
+            for field in ["op", "outcome", "account", "caller", "target"] {
+                assert!(
+                    object["fields"].get(field).is_some(),
+                    "{field} missing: {object}"
+                );
+            }
+        }
+        let success = access_json
+            .iter()
+            .find(|v| v["fields"]["request_id"] == calls[0].0.0.as_str())
+            .unwrap();
+        assert_eq!(
+            (
+                &success["fields"]["outcome"],
+                &success["fields"]["caller"],
+                &success["fields"]["target"],
+                &success["fields"]["account"]
+            ),
+            (
+                &serde_json::json!("OK"),
+                &serde_json::json!("u-admin"),
+                &serde_json::json!("u-learner"),
+                &serde_json::json!(ACCOUNT)
+            )
+        );
+    }
     assert_eq!(
         access.len(),
         calls.len(),
@@ -186,5 +270,54 @@ fn no_secret_reaches_the_output_at_trace_level_and_each_call_has_one_access_line
     assert!(
         success.contains(&format!("account={ACCOUNT:?}")),
         "{success}"
+    );
+}
+
+/// With `--log-format json`, a command that fails ends with its one line as a JSON
+/// object too (`SOAP_PASSWD_LOG_FORMAT` says the same); a bad format is refused by name.
+#[test]
+fn a_failure_in_json_format_is_one_json_object() {
+    let out = std::process::Command::new(crate::harness::binary())
+        .args([
+            "import",
+            "/no/such/file.json",
+            "--log-format",
+            "json",
+            "--db",
+        ])
+        .arg(TestDb::fresh().arg())
+        .env_remove("SOAP_PASSWD_LOG_FORMAT")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON object");
+    assert_eq!(v["level"], "ERROR");
+    assert!(
+        v["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot read /no/such/file.json")),
+        "{v}"
+    );
+    let out = std::process::Command::new(crate::harness::binary())
+        .args(["audit", "--db", "/no/such/dir/x.db"])
+        .env("SOAP_PASSWD_LOG_FORMAT", "json")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(stderr.trim()).is_ok(),
+        "{stderr}"
+    );
+    let out = std::process::Command::new(crate::harness::binary())
+        .args(["audit", "--log-format", "yaml"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--log-format"),
+        "{stderr}"
     );
 }
