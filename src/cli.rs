@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{DEFAULT_BODY_LIMIT, Database, Settings};
 use crate::crypto::HashParams;
@@ -183,64 +183,64 @@ const MAX_LOCK_SECS: u64 = 365 * 24 * 3600;
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "SOAP_PASSWD_BIND", default_value = "127.0.0.1:8080")]
     bind: String,
     #[command(flatten)]
     db: DbArg,
     /// The endpoint URL published in the WSDL, e.g. https://passwd.example.com/soap.
-    #[arg(long, value_parser = parse_public_url)]
+    #[arg(long, env = "SOAP_PASSWD_PUBLIC_URL", value_parser = parse_public_url)]
     public_url: Option<String>,
     /// Trust X-Forwarded-Host/-Proto (only behind a proxy that sets them): they then name
     /// the account of WS-Security callers and the address in the WSDL.
-    #[arg(long)]
+    #[arg(long, env = "SOAP_PASSWD_TRUST_FORWARDED_HOST")]
     trust_forwarded_host: bool,
     /// Load fixtures/demo.json into an empty database and print a request to try.
-    #[arg(long)]
+    #[arg(long, env = "SOAP_PASSWD_DEMO")]
     demo: bool,
     /// Largest request body in bytes; larger bodies get a SOAP fault with HTTP 413.
-    #[arg(long, default_value_t = DEFAULT_BODY_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
+    #[arg(long, env = "SOAP_PASSWD_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
     body_limit: u64,
     /// Most items one UpdateUserPasswords call may hold (a full batch of short
     /// passwords is ~180 KB: raise --body-limit with it).
     #[arg(long, env = "SOAP_PASSWD_BATCH_MAX", default_value_t = DEFAULT_BATCH_MAX as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     batch_max: u64,
     /// Failed sign-ins of one (account, e-mail) pair within the window that lock it.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "SOAP_PASSWD_LOCKOUT_THRESHOLD", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     lockout_threshold: u32,
     /// Failed sign-ins from one client address within the window that throttle it.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "SOAP_PASSWD_ADDRESS_THRESHOLD", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     address_threshold: u32,
     /// The counting window, in seconds (at most 30 days).
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_WINDOW_SECS))]
+    #[arg(long, env = "SOAP_PASSWD_LOCKOUT_WINDOW", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_WINDOW_SECS))]
     lockout_window: u64,
     /// The first lock's length in seconds; each repeat doubles it (at most a year).
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCK_SECS))]
+    #[arg(long, env = "SOAP_PASSWD_LOCKOUT_DURATION", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCK_SECS))]
     lockout_duration: u64,
     /// The longest lock, in seconds (at most a year).
-    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCK_SECS))]
+    #[arg(long, env = "SOAP_PASSWD_LOCKOUT_MAX", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCK_SECS))]
     lockout_max: u64,
     /// A client address or network (CIDR) exempt from the address throttle
     /// (repeatable): an LMS or middleware relaying many users' calls. Pair lockouts
     /// still apply.
-    #[arg(long = "allow-address", value_name = "IP|CIDR", value_parser = parse_network)]
+    #[arg(long = "allow-address", env = "SOAP_PASSWD_ALLOW_ADDRESS", value_delimiter = ',', value_name = "IP|CIDR", value_parser = parse_network)]
     allow_addresses: Vec<ipnet::IpNet>,
     /// A proxy network (CIDR or address; repeatable) whose X-Forwarded-For is believed:
     /// the client is then the right-most hop not in these networks. Without it the
     /// header is ignored.
-    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_network)]
+    #[arg(long = "trusted-proxy", env = "SOAP_PASSWD_TRUSTED_PROXY", value_delimiter = ',', value_name = "CIDR", value_parser = parse_network)]
     trusted_proxies: Vec<ipnet::IpNet>,
     /// Open connections one client address (an IPv6 client: its /64) may hold; more are
     /// closed at once. Trusted proxies and allowlisted addresses are exempt.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    #[arg(long, env = "SOAP_PASSWD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     max_connections_per_address: u64,
     /// How long audit rows and acknowledged events are kept (e.g. 400d, 90d, 12h), or
     /// `forever`; older ones are deleted in the background.
-    #[arg(long, default_value = "400d", value_parser = parse_retention)]
+    #[arg(long, env = "SOAP_PASSWD_AUDIT_RETENTION", default_value = "400d", value_parser = parse_retention)]
     audit_retention: Retention,
     /// The longest a request may expect to wait for a hashing slot; beyond it the
     /// request is refused at once with ServerBusyFault (e.g. 1500ms, 3s). A request let
     /// into the queue is served.
-    #[arg(long, default_value = "1500ms", value_parser = parse_duration)]
+    #[arg(long, env = "SOAP_PASSWD_HASH_WAIT", default_value = "1500ms", value_parser = parse_duration)]
     hash_wait: std::time::Duration,
     /// How long a reset link lives (e.g. 90s, 30m, 1h, 7d; at most 7 days).
     #[arg(long, env = "SOAP_PASSWD_RESET_TTL", default_value = "1h", value_parser = parse_reset_ttl)]
@@ -267,19 +267,24 @@ struct ServeArgs {
     smtp_from: Option<String>,
     /// The longest wait between retries while the SMTP server is unreachable (the first
     /// is 1 s, doubling), e.g. 30s, 5m.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "SOAP_PASSWD_SMTP_RETRY_MAX", default_value = "5m", value_parser = parse_duration)]
     smtp_retry_max: std::time::Duration,
     #[command(flatten)]
     hash: HashArgs,
     /// Longest time, in seconds, to receive a request body (slower: a fault, HTTP 408).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    #[arg(long, env = "SOAP_PASSWD_BODY_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     body_timeout: u64,
     /// Concurrent connections per worker; more wait in the listen backlog.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    #[arg(long, env = "SOAP_PASSWD_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     max_connections: u64,
     /// HTTP worker threads (default: one per core).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    #[arg(long, env = "SOAP_PASSWD_WORKERS", value_parser = clap::value_parser!(u64).range(1..=256))]
     workers: Option<u64>,
+    /// A TOML file of settings: every flag above as a key (its name with - or _, e.g.
+    /// lockout_threshold = 5, trusted_proxy = ["10.0.0.0/8"]). Flags win over SOAP_PASSWD_*
+    /// variables, which win over the file, which wins over the defaults.
+    #[arg(long, env = "SOAP_PASSWD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -321,7 +326,14 @@ pub fn main() -> ExitCode {
 const DEFAULT_LOG_FILTER: &str = "info,rusqlite_migration=warn,tokio_postgres=warn";
 
 fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv = match with_config_file(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(message) => {
+            eprintln!("soap-passwd: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version
@@ -370,6 +382,106 @@ fn run() -> ExitCode {
     }
 }
 
+/// `serve --config FILE`: the file's settings, added to `argv` as the flags they stand
+/// for wherever neither a flag nor a `SOAP_PASSWD_*` variable set that setting, so that
+/// clap parses and checks them as it does everything else. Any other command, or none
+/// given, is `argv` unchanged; so is an `argv` clap refuses (it says why, next).
+fn with_config_file(argv: Vec<std::ffi::OsString>) -> Result<Vec<std::ffi::OsString>, String> {
+    let Ok(matches) = Cli::command().try_get_matches_from(argv.clone()) else {
+        return Ok(argv);
+    };
+    let Some(("serve", serve)) = matches.subcommand() else {
+        return Ok(argv);
+    };
+    let Some(path) = serve.get_one::<PathBuf>("config") else {
+        return Ok(argv);
+    };
+    let shown = path.display();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read config {shown}: {e}"))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        format!(
+            "config {shown}: {}",
+            e.message().lines().next().unwrap_or("not TOML")
+        )
+    })?;
+    let command = Cli::command();
+    let serve_command = command.find_subcommand("serve").ok_or("no serve command")?;
+    let mut extra: Vec<std::ffi::OsString> = Vec::new();
+    for (key, value) in &table {
+        let flag = key.replace('_', "-");
+        // The serve command's own flags, and the global ones (--log-format).
+        let arg = serve_command
+            .get_arguments()
+            .chain(command.get_arguments().filter(|a| a.is_global_set()))
+            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
+            .ok_or_else(|| format!("config {shown}: unknown key \"{key}\""))?;
+        let id = arg.get_id().as_str();
+        let source = if arg.is_global_set() {
+            matches.value_source(id)
+        } else {
+            serve.value_source(id)
+        };
+        let set_elsewhere = matches!(
+            source,
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        );
+        let takes_value = arg.get_action().takes_values();
+        let mut args = Vec::new();
+        let scalar = |v: &toml::Value| -> Result<String, String> {
+            match v {
+                toml::Value::String(s) => Ok(s.clone()),
+                toml::Value::Integer(i) => Ok(i.to_string()),
+                toml::Value::Float(f) => Ok(f.to_string()),
+                toml::Value::Boolean(b) => Ok(b.to_string()),
+                _ => Err(format!(
+                    "config {shown}: {key}: expected a string, a number or a boolean"
+                )),
+            }
+        };
+        match (value, takes_value) {
+            (toml::Value::Boolean(on), false) => {
+                if *on {
+                    args.push(format!("--{flag}"));
+                }
+            }
+            (_, false) => {
+                return Err(format!("config {shown}: {key}: expected true or false"));
+            }
+            (toml::Value::Array(items), true) => {
+                for item in items {
+                    args.push(format!("--{flag}={}", scalar(item)?));
+                }
+            }
+            (value, true) => args.push(format!("--{flag}={}", scalar(value)?)),
+        }
+        // Each value is checked on its own, so that a bad one is reported by its key.
+        let mut alone: Vec<String> = vec!["soap-passwd".into(), "serve".into()];
+        alone.extend(args.iter().cloned());
+        if let Err(e) = Cli::command().try_get_matches_from(alone) {
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation
+                    | clap::error::ErrorKind::InvalidValue
+                    | clap::error::ErrorKind::UnknownArgument
+                    | clap::error::ErrorKind::TooManyValues
+                    | clap::error::ErrorKind::ArgumentConflict
+            ) {
+                let rendered = e.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                return Err(format!("config {shown}: {key}: {first}"));
+            }
+        }
+        if !set_elsewhere {
+            extra.extend(args.into_iter().map(Into::into));
+        }
+    }
+    let mut argv = argv;
+    argv.extend(extra);
+    Ok(argv)
+}
+
 /// Why a command ended before its work was done.
 enum Stop {
     /// Reported as one line on stderr, exit 1.
@@ -398,6 +510,12 @@ fn say(line: std::fmt::Arguments<'_>) -> Result<(), Stop> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
+    if let Some(path) = &args.config {
+        log::info!(
+            "settings read from {} (under flags and SOAP_PASSWD_* variables)",
+            path.display()
+        );
+    }
     let mut settings = Settings::new(args.bind, args.db.db);
     settings.public_url = args.public_url;
     settings.trust_forwarded_host = args.trust_forwarded_host;

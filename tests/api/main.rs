@@ -6,6 +6,7 @@
 mod attacks;
 mod batch;
 mod concurrency;
+mod config;
 mod docs;
 mod envelope;
 mod faults;
