@@ -254,51 +254,18 @@ impl Kit<'_> {
         let imported = self.import(&json, &url);
         let _ = fs::remove_file(&json);
         let imported = imported?;
-        let rate = plan.users as f64 / imported.elapsed.as_secs_f64();
-        let bound = Duration::from_secs_f64(60.0 * plan.users as f64 / 1e6);
-        report.add(
-            Row::new(
-                "postgres",
-                format!(
-                    "soap-passwd import of {} departments, {} users into PostgreSQL",
-                    thousands(plan.departments),
-                    thousands(plan.users)
-                ),
-                format!(
-                    "{:.1} s = {} users/s, importer peak RSS {}",
-                    imported.elapsed.as_secs_f64(),
-                    thousands(rate as usize),
-                    imported
-                        .peak_kib
-                        .map_or("?".to_string(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
-                ),
-            )
-            .target(format!("< {:.0} s", bound.as_secs_f64()))
-            .verdict(imported.elapsed < bound)
-            .cpu(imported.cpu)
-            .others_are_database(),
+        let what = format!(
+            "soap-passwd import of {} departments, {} users into PostgreSQL",
+            thousands(plan.departments),
+            thousands(plan.users)
         );
+        report.add(import_row("postgres", what, &imported, plan.users).others_are_database());
         let decisions = time_decisions(
             &soap_passwd::config::Database::parse(&url),
             plan.decision_samples,
         )?;
-        for (depth, times) in &decisions {
-            let p99 = percentile(times, 99.0);
-            let row = Row::new(
-                "postgres",
-                format!("permission decision at depth {depth} (find_target + authorise)"),
-                format!(
-                    "p50 {}, p99 {}",
-                    opt_duration(percentile(times, 50.0)),
-                    opt_duration(p99)
-                ),
-            );
-            report.add(if *depth == SPINE {
-                row.target("p99 < 1 ms")
-                    .verdict(p99.is_some_and(|p| p < Duration::from_millis(1)))
-            } else {
-                row
-            });
+        for row in decision_rows("postgres", &decisions) {
+            report.add(row);
         }
         Ok(())
     }
