@@ -87,6 +87,27 @@ pub(super) async fn import(
     )
     .await?;
     tx.commit().await?;
+    // Fresh statistics for the planner: right after a large first import, autovacuum has
+    // not analysed the tables yet, and the caller and target lookups planned on empty
+    // tables scanned them (10.7 ms per decision at 100k users instead of 0.4 ms). One
+    // table per statement, as CockroachDB's ANALYZE takes; the data is committed, so a
+    // refusal only costs speed.
+    for table in [
+        "accounts",
+        "departments",
+        "roles",
+        "role_permissions",
+        "users",
+        "user_manages",
+        "user_roles",
+        "password_history",
+    ] {
+        if let Err(e) = client.batch_execute(&format!("ANALYZE {table}")).await {
+            log::warn!(
+                "import: ANALYZE {table} failed (queries may plan poorly until autovacuum does it): {e}"
+            );
+        }
+    }
     Ok(summary)
 }
 
