@@ -269,6 +269,23 @@ struct ServeArgs {
     /// is 1 s, doubling), e.g. 30s, 5m.
     #[arg(long, env = "SOAP_PASSWD_SMTP_RETRY_MAX", default_value = "5m", value_parser = parse_duration)]
     smtp_retry_max: std::time::Duration,
+    /// Serve HTTPS on --bind with this PEM certificate chain (leaf first); needs
+    /// --tls-key. Without both, plain HTTP (for use behind a TLS-terminating proxy).
+    #[arg(
+        long,
+        env = "SOAP_PASSWD_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert's certificate.
+    #[arg(
+        long,
+        env = "SOAP_PASSWD_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     hash: HashArgs,
     /// Longest time, in seconds, to receive a request body (slower: a fault, HTTP 408).
@@ -517,6 +534,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         );
     }
     let mut settings = Settings::new(args.bind, args.db.db);
+    // Before the database is opened: a bad certificate stops the start with nothing done.
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let tls = crate::http::Tls::load(cert, key).map_err(|e| e.to_string())?;
+        log::info!("TLS: serving HTTPS with {}", tls.cert_path().display());
+        settings.tls = Some(tls);
+    }
     settings.public_url = args.public_url;
     settings.trust_forwarded_host = args.trust_forwarded_host;
     settings.body_timeout = std::time::Duration::from_secs(args.body_timeout);
@@ -575,7 +598,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         } else {
             host
         };
-        let endpoint = format!("http://{host}:{}/soap", app.port());
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let endpoint = format!("{scheme}://{host}:{}/soap", app.port());
         // Nobody reading standard output is no reason to stop serving.
         let _ = say(format_args!(
             "soap-passwd listening on {endpoint} (WSDL: {endpoint}?wsdl)"

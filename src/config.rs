@@ -136,6 +136,8 @@ pub struct Settings {
     pub reset_ttl: Duration,
     /// Where the outbox is mailed (`None`: events wait for the `events` command).
     pub mail: Option<crate::notify::MailSettings>,
+    /// HTTPS on `bind` with this certificate and key (`None`: plain HTTP).
+    pub tls: Option<crate::http::Tls>,
 }
 
 /// The number of cores this process may use.
@@ -171,6 +173,7 @@ impl Settings {
             audit_retention: Some(crate::store::DEFAULT_RETENTION),
             reset_ttl: crate::service::DEFAULT_RESET_TTL,
             mail: None,
+            tls: None,
         }
     }
 }

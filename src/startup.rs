@@ -106,6 +106,7 @@ impl Application {
             body_timeout: settings.body_timeout,
             limits: settings.limits,
             public_url: settings.public_url.clone(),
+            tls: settings.tls.is_some(),
             trust_forwarded_host: settings.trust_forwarded_host,
             trusted_proxies: settings.trusted_proxies.clone(),
             local_host: local.to_string(),
@@ -126,11 +127,12 @@ impl Application {
             max_connections_per_address: settings.max_connections_per_address,
             exempt,
         };
-        let server =
-            http::build_server(listener, state, options).map_err(|source| StartupError::Bind {
+        let server = http::build_server(listener, state, options, settings.tls.clone()).map_err(
+            |source| StartupError::Bind {
                 addr: settings.bind.clone(),
                 source,
-            })?;
+            },
+        )?;
         if settings.mail.is_some() && settings.public_url.is_none() {
             log::warn!(
                 "mail: without --public-url, a mailed reset link takes the host of the request \

@@ -1,4 +1,4 @@
-//! HTTP: the server and its connection limits, routes, body limits, the client's
+//! HTTP: the server (plain or TLS) and its connection limits, routes, body limits, the client's
 //! address behind trusted proxies, request ids and the one log line per call.
 //!
 //! This layer reads the body (bounded), hands the bytes to `soap`, the domain request to
@@ -7,7 +7,9 @@
 mod client;
 mod routes;
 mod server;
+mod tls;
 
 pub use client::resolve as resolve_client;
 pub use routes::{AppState, configure};
 pub use server::{ServerOptions, build as build_server};
+pub use tls::{Tls, TlsError};

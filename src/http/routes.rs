@@ -31,6 +31,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The endpoint URL published in the WSDL; `None` builds it from the Host header.
     pub public_url: Option<String>,
+    /// Served over TLS: a URL built from the request's host says `https`.
+    pub tls: bool,
     /// Honour `X-Forwarded-Host`/`-Proto` (set only behind a proxy that overwrites them).
     pub trust_forwarded_host: bool,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -566,8 +568,8 @@ fn endpoint_url(req: &HttpRequest, state: &AppState) -> String {
     if let Some(url) = &state.public_url {
         return url.clone();
     }
-    let (scheme, host) =
-        request_host(req, state).unwrap_or_else(|| ("http".to_string(), state.local_host.clone()));
+    let (scheme, host) = request_host(req, state)
+        .unwrap_or_else(|| (own_scheme(state).to_string(), state.local_host.clone()));
     format!("{scheme}://{host}/soap")
 }
 
@@ -589,7 +591,7 @@ fn request_host(req: &HttpRequest, state: &AppState) -> Option<(String, String)>
             })
             .map(str::to_string)
     };
-    let mut scheme = "http".to_string();
+    let mut scheme = own_scheme(state).to_string();
     if state.trust_forwarded_host {
         if let Some(host) = header_value("x-forwarded-host") {
             if let Some(proto) = header_value("x-forwarded-proto") {
@@ -601,6 +603,11 @@ fn request_host(req: &HttpRequest, state: &AppState) -> Option<(String, String)>
         }
     }
     header_value("host").map(|host| (scheme, host))
+}
+
+/// The scheme this server is reached by, before any proxy.
+fn own_scheme(state: &AppState) -> &'static str {
+    if state.tls { "https" } else { "http" }
 }
 
 /// `GET /health`: 200 when the database answers.

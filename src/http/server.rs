@@ -1,5 +1,6 @@
-//! The HTTP server: actix-server accepts on the bound listener, actix-http serves each
-//! connection, and the actix-web `App` of [`super::routes`] answers the requests.
+//! The HTTP server: actix-server accepts on the bound listener, the connection is
+//! counted under its address and (with `--tls-cert`) its TLS handshake made, actix-http
+//! serves it, and the actix-web `App` of [`super::routes`] answers the requests.
 //!
 //! Built from those parts rather than with actix-web's `HttpServer` for two hooks it
 //! does not offer (issue 9):
@@ -15,21 +16,29 @@
 //! closing the connection.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_http::{Extensions, HttpMessage as _, HttpService, Request, Response, body::BoxBody};
+use actix_http::error::DispatchError;
+use actix_http::{HttpMessage as _, HttpService, Protocol, Request, Response, body::BoxBody};
 use actix_server::Server;
-use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_service::{
+    IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_service, map_config,
+};
 use actix_web::body::MessageBody;
 use actix_web::dev::{AppConfig, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{Next, from_fn};
+use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpResponse, web};
 use ipnet::IpNet;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::routes::{self, AppState};
+use super::tls::Tls;
 use crate::domain::ClientAddress;
 
 /// How the server is run.
@@ -48,11 +57,13 @@ pub struct ServerOptions {
     pub exempt: Vec<IpNet>,
 }
 
-/// Builds the server on `listener`; it runs once awaited (or its handle is used).
+/// Builds the server on `listener`; it runs once awaited (or its handle is used). With
+/// `tls`, every connection is a TLS one (a plain-HTTP client fails its handshake).
 pub fn build(
     listener: TcpListener,
     state: web::Data<AppState>,
     options: ServerOptions,
+    tls: Option<Tls>,
 ) -> std::io::Result<Server> {
     let local = listener.local_addr()?;
     let limiter = Arc::new(ConnectionLimiter {
@@ -60,45 +71,143 @@ pub fn build(
         exempt: options.exempt.clone(),
         open: Mutex::default(),
     });
-    let (keep_alive, head_timeout) = (options.keep_alive, options.head_timeout);
-    Ok(Server::build()
+    let builder = Server::build()
         .workers(options.workers.max(1))
         .max_concurrent_connections(options.max_connections.max(1))
         .shutdown_timeout(options.shutdown_timeout.as_secs().max(1))
         // actix stops SIGINT by force (dropping in-flight requests); both signals are
         // handled by `startup::Application::run_until_stopped` instead, as graceful stops.
-        .disable_signals()
-        .listen("soap-passwd", listener, move || {
-            let app_state = state.clone();
-            let app = App::new()
-                .app_data(app_state.clone())
-                .wrap(from_fn(refuse_ambiguous_framing))
-                .configure(routes::configure);
-            let expect_state = state.clone();
-            let expect_hook = fn_service(move |req: Request| {
-                let state = expect_state.clone();
-                async move { expect_continue(req, &state).await }
-            });
+        .disable_signals();
+    let (keep_alive, head_timeout) = (options.keep_alive, options.head_timeout);
+    let builder = match tls {
+        None => builder.listen("soap-passwd", listener, move || {
             let limiter = limiter.clone();
-            HttpService::build()
-                .keep_alive(keep_alive)
-                .client_request_timeout(head_timeout)
-                .client_disconnect_timeout(Duration::from_secs(1))
-                .local_addr(local)
-                .expect(expect_hook) // ok: actix-http's Expect hook, not Option::expect
-                .on_connect_ext(
-                    move |io: &actix_web::rt::net::TcpStream, ext: &mut Extensions| {
-                        limiter.admit(io, ext)
-                    },
-                )
-                .finish(map_config(
-                    app.into_factory()
-                        .map_err(|err: actix_web::Error| err.error_response()),
-                    |_| AppConfig::default(),
-                ))
-                .tcp()
-        })?
-        .run())
+            // Counted at accept, before the first byte is read.
+            fn_service(move |io: TcpStream| {
+                let counted = limiter.admit(&io);
+                async move {
+                    let counted = counted?;
+                    let peer = io.peer_addr().ok();
+                    Ok((Connection { io, counted }, Protocol::Http1, peer))
+                }
+            })
+            .and_then(http_service(state.clone(), local, keep_alive, head_timeout))
+        })?,
+        Some(tls) => builder.listen("soap-passwd", listener, move || {
+            let limiter = limiter.clone();
+            let acceptor = tls.acceptor();
+            // Counted at accept, before the handshake: a client holding handshakes open
+            // is held to its share like one holding request heads.
+            fn_service(move |io: TcpStream| {
+                let counted = limiter.admit(&io);
+                let acceptor = acceptor.clone();
+                async move {
+                    let counted = counted?;
+                    let peer = io.peer_addr().ok();
+                    let io = match tokio::time::timeout(head_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(io)) => io,
+                        Ok(Err(e)) => {
+                            log::debug!("TLS handshake with {peer:?} failed: {e}");
+                            return Err(DispatchError::Io(e));
+                        }
+                        Err(_) => {
+                            log::debug!("TLS handshake with {peer:?} timed out");
+                            return Err(DispatchError::SlowRequestTimeout);
+                        }
+                    };
+                    Ok((Connection { io, counted }, Protocol::Http1, peer))
+                }
+            })
+            .and_then(http_service(state.clone(), local, keep_alive, head_timeout))
+        })?,
+    };
+    Ok(builder.run())
+}
+
+/// The HTTP/1.1 service over one accepted (and counted) connection.
+fn http_service<S>(
+    state: web::Data<AppState>,
+    local: SocketAddr,
+    keep_alive: Duration,
+    head_timeout: Duration,
+) -> impl ServiceFactory<
+    (Connection<S>, Protocol, Option<SocketAddr>),
+    Config = (),
+    Response = (),
+    Error = DispatchError,
+    InitError = (),
+>
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let app = App::new()
+        .app_data(state.clone())
+        .wrap(from_fn(refuse_ambiguous_framing))
+        .configure(routes::configure);
+    let expect_state = state.clone();
+    let expect_hook = fn_service(move |req: Request| {
+        let state = expect_state.clone();
+        async move { expect_continue(req, &state).await }
+    });
+    HttpService::build()
+        .keep_alive(keep_alive)
+        .client_request_timeout(head_timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .local_addr(local)
+        .expect(expect_hook) // ok: actix-http's Expect hook, not Option::expect
+        .finish(map_config(
+            app.into_factory()
+                .map_err(|err: actix_web::Error| err.error_response()),
+            |_| AppConfig::default(),
+        ))
+}
+
+/// An accepted connection (plain or TLS) with its count under the client's address,
+/// uncounted when the connection is dropped.
+struct Connection<S> {
+    io: S,
+    #[allow(dead_code)] // held for its Drop
+    counted: Option<Counted>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Connection<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Connection<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 /// The answer to a request the expect step refused, sent instead of `100 Continue`.
@@ -186,31 +295,30 @@ impl Drop for Counted {
 }
 
 impl ConnectionLimiter {
-    /// Counts a new connection, or shuts it at once when its address is at the limit.
-    fn admit(self: &Arc<Self>, io: &actix_web::rt::net::TcpStream, ext: &mut Extensions) {
+    /// Counts a new connection (`None`: an exempt peer, not counted), or shuts it at once
+    /// when its address is at the limit.
+    fn admit(self: &Arc<Self>, io: &TcpStream) -> Result<Option<Counted>, DispatchError> {
         let Ok(peer) = io.peer_addr() else {
-            return;
+            return Ok(None);
         };
         let client = ClientAddress::new(peer.ip());
         if self.exempt.iter().any(|net| net.contains(&client.ip())) {
-            return;
+            return Ok(None);
         }
         let key = client.key().to_string();
-        {
-            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            let n = open.entry(key.clone()).or_insert(0);
-            if *n >= self.max {
-                drop(open);
-                log::debug!("connection from {key} refused: {} open already", self.max);
-                // Both directions: the dispatcher reads the end at once and drops it.
-                let _ = socket2::SockRef::from(io).shutdown(std::net::Shutdown::Both);
-                return;
-            }
-            *n += 1;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key.clone()).or_insert(0);
+        if *n >= self.max {
+            drop(open);
+            log::debug!("connection from {key} refused: {} open already", self.max);
+            // Both directions, so the client reads the end at once.
+            let _ = socket2::SockRef::from(io).shutdown(std::net::Shutdown::Both);
+            return Err(DispatchError::DisconnectTimeout);
         }
-        ext.insert(Counted {
+        *n += 1;
+        Ok(Some(Counted {
             limiter: self.clone(),
             key,
-        });
+        }))
     }
 }

@@ -34,5 +34,6 @@ mod soapui;
 mod status;
 mod temporary;
 mod testdb;
+mod tls;
 mod trail;
 mod wsi;

@@ -57,12 +57,12 @@ pub struct Printed {
     pub stderr: String,
 }
 
-/// The address in a `… listening on http://HOST:PORT/…` line.
+/// The address in a `… listening on http://HOST:PORT/…` (or `https://`) line.
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
-    if !line.contains("listening on http://") {
-        return None;
-    }
-    let rest = &line[line.find("http://")? + "http://".len()..];
+    let scheme = ["http://", "https://"]
+        .into_iter()
+        .find(|s| line.contains(&format!("listening on {s}")))?;
+    let rest = &line[line.find(scheme)? + scheme.len()..];
     rest[..rest.find('/')?].parse().ok()
 }
 
