@@ -278,6 +278,10 @@ struct ServeArgs {
         requires = "tls_key"
     )]
     tls_cert: Option<PathBuf>,
+    /// Serve GET /metrics on this address (e.g. 127.0.0.1:9090) instead of with the API,
+    /// so that it need not be exposed where the API is; port 0 picks a free port.
+    #[arg(long, env = "SOAP_PASSWD_METRICS_BIND", value_name = "ADDR")]
+    metrics_bind: Option<String>,
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert's certificate.
     #[arg(
         long,
@@ -541,6 +545,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         settings.tls = Some(tls);
     }
     settings.public_url = args.public_url;
+    settings.metrics_bind = args.metrics_bind;
     settings.trust_forwarded_host = args.trust_forwarded_host;
     settings.body_timeout = std::time::Duration::from_secs(args.body_timeout);
     settings.max_connections = usize::try_from(args.max_connections).map_err(|e| e.to_string())?;
@@ -589,15 +594,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build_with_store(&settings, store).map_err(|e| e.to_string())?;
-        let host = settings
-            .bind
-            .rsplit_once(':')
-            .map_or("127.0.0.1", |(h, _)| h);
-        let host = if host == "0.0.0.0" || host == "[::]" {
-            "127.0.0.1"
-        } else {
-            host
-        };
+        let host = shown_host(&settings.bind);
         let scheme = if settings.tls.is_some() {
             "https"
         } else {
@@ -608,6 +605,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let _ = say(format_args!(
             "soap-passwd listening on {endpoint} (WSDL: {endpoint}?wsdl)"
         ));
+        if let Some(port) = app.metrics_port() {
+            let host = shown_host(settings.metrics_bind.as_deref().unwrap_or_default());
+            let _ = say(format_args!("metrics on http://{host}:{port}/metrics"));
+        }
         if args.demo {
             let _ = say(format_args!(
                 "\nTry it:\n\n{}\n",
@@ -616,6 +617,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         }
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+/// The host of a bind address as a client on this machine reaches it.
+fn shown_host(bind: &str) -> &str {
+    match bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h) {
+        "0.0.0.0" | "[::]" => "127.0.0.1",
+        host => host,
+    }
 }
 
 fn import(args: ImportArgs) -> Result<(), Stop> {

@@ -138,6 +138,8 @@ pub struct Settings {
     pub mail: Option<crate::notify::MailSettings>,
     /// HTTPS on `bind` with this certificate and key (`None`: plain HTTP).
     pub tls: Option<crate::http::Tls>,
+    /// Serve `/metrics` on this address instead of with the API (`None`: with the API).
+    pub metrics_bind: Option<String>,
 }
 
 /// The number of cores this process may use.
@@ -174,6 +176,7 @@ impl Settings {
             reset_ttl: crate::service::DEFAULT_RESET_TTL,
             mail: None,
             tls: None,
+            metrics_bind: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod front;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod page;
 pub mod provision;

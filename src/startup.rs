@@ -34,6 +34,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The `--metrics-bind` listener's server and port.
+    metrics: Option<(Server, u16)>,
     audit_writer: AuditWriter,
     store: Store,
     /// The mail sender, when `--smtp-url` is given.
@@ -107,6 +109,7 @@ impl Application {
             limits: settings.limits,
             public_url: settings.public_url.clone(),
             tls: settings.tls.is_some(),
+            metrics_elsewhere: settings.metrics_bind.is_some(),
             trust_forwarded_host: settings.trust_forwarded_host,
             trusted_proxies: settings.trusted_proxies.clone(),
             local_host: local.to_string(),
@@ -126,6 +129,10 @@ impl Application {
             shutdown_timeout: settings.shutdown_timeout,
             max_connections_per_address: settings.max_connections_per_address,
             exempt,
+        };
+        let metrics = match &settings.metrics_bind {
+            Some(addr) => Some(metrics_server(addr, state.clone())?),
+            None => None,
         };
         let server = http::build_server(listener, state, options, settings.tls.clone()).map_err(
             |source| StartupError::Bind {
@@ -150,6 +157,7 @@ impl Application {
         Ok(Application {
             port,
             server,
+            metrics,
             audit_writer,
             store,
             mailer,
@@ -159,6 +167,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` is served on when `--metrics-bind` moved it.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     /// A handle to stop the server (tests, signals).
@@ -174,8 +187,16 @@ impl Application {
             log::info!("{name} received: stopping gracefully (in-flight requests finish)");
             handle.stop(true).await;
         });
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
         signals.abort();
+        if let Some((handle, task)) = metrics {
+            handle.stop(false).await;
+            let _ = task.await;
+        }
         if let Some(mailer) = self.mailer {
             mailer.stop(self.shutdown_timeout).await;
         }
@@ -198,6 +219,28 @@ impl Application {
         }
         result
     }
+}
+
+/// The `--metrics-bind` listener: `/metrics` alone, on one worker.
+fn metrics_server(addr: &str, state: web::Data<AppState>) -> Result<(Server, u16), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .configure(http::configure_metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    Ok((server, port))
 }
 
 /// Warns, in the background, of stored hashes costlier to verify than the configured

@@ -402,6 +402,12 @@ impl Admission {
         let state = self.lock();
         (state.free, state.waiting.len())
     }
+
+    /// (slots, slots held, waiting requests), for `/metrics`.
+    pub fn occupancy(&self) -> (usize, usize, usize) {
+        let state = self.lock();
+        (state.slots, state.slots - state.free, state.waiting.len())
+    }
 }
 
 #[cfg(test)]

@@ -505,6 +505,11 @@ impl PasswordHasher {
         self.admission.has_room(client)
     }
 
+    /// (slots, slots held, waiting requests) of the admission queue, for `/metrics`.
+    pub fn occupancy(&self) -> (usize, usize, usize) {
+        self.admission.occupancy()
+    }
+
     /// Takes a hashing slot for a request from `client` (its address), or answers
     /// `ServerBusy` when the queue is full or the wait bound passes.
     pub async fn admit(&self, client: &str) -> Result<Slot, ServiceError> {

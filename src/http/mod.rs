@@ -10,6 +10,6 @@ mod server;
 mod tls;
 
 pub use client::resolve as resolve_client;
-pub use routes::{AppState, configure};
+pub use routes::{AppState, configure, configure_metrics};
 pub use server::{ServerOptions, build as build_server};
 pub use tls::{Tls, TlsError};

@@ -33,6 +33,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Served over TLS: a URL built from the request's host says `https`.
     pub tls: bool,
+    /// `/metrics` is served on its own listener (`--metrics-bind`), not with the API.
+    pub metrics_elsewhere: bool,
     /// Honour `X-Forwarded-Host`/`-Proto` (set only behind a proxy that overwrites them).
     pub trust_forwarded_host: bool,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -166,7 +168,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/assets/reset.css").route(web::get().to(stylesheet)))
     .service(web::resource("/health").route(web::get().to(health)))
     .service(web::resource("/health/live").route(web::get().to(live)))
-    .service(web::resource("/health/ready").route(web::get().to(ready)));
+    .service(web::resource("/health/ready").route(web::get().to(ready)))
+    .service(web::resource("/metrics").route(web::get().to(metrics_on_main)));
+}
+
+/// Registers `/metrics` alone, for the `--metrics-bind` listener.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
 fn new_request_id() -> String {
@@ -196,6 +204,12 @@ fn send(answer: Answer, ctx: &RequestContext, took: Duration) -> HttpResponse {
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
     log_call(&ctx.request_id, &answer.log, answer.status, took);
+    crate::metrics::call(
+        ctx.front,
+        answer.log.operation,
+        answer.log.outcome.map_or("-", Outcome::as_str),
+        took,
+    );
     response
 }
 
@@ -635,6 +649,43 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         .content_type("text/plain")
         .insert_header(("Cache-Control", "no-store"))
         .body(body)
+}
+
+/// `/metrics` on the API's listener: there unless `--metrics-bind` moved it.
+async fn metrics_on_main(state: web::Data<AppState>) -> HttpResponse {
+    if state.metrics_elsewhere {
+        return HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("not found\n");
+    }
+    metrics(state).await
+}
+
+/// The longest a scrape waits for the database's count of outstanding reset links; the
+/// gauge keeps its last value if it did not answer in time.
+const METRICS_DB_WAIT: Duration = Duration::from_secs(2);
+
+/// `GET /metrics`: the Prometheus text format (contract §16).
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let now = chrono::Utc::now().timestamp_millis();
+    let store = state.service.store();
+    let resets_outstanding =
+        match tokio::time::timeout(METRICS_DB_WAIT, store.outstanding_resets(now)).await {
+            Ok(Ok(n)) => Some(n),
+            Ok(Err(e)) => {
+                log::debug!("metrics: outstanding reset links not counted: {e}");
+                None
+            }
+            Err(_) => None,
+        };
+    let text = crate::metrics::encode(crate::metrics::Scraped {
+        hashing: state.service.hashing_occupancy(),
+        resets_outstanding,
+    });
+    HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .insert_header(("Cache-Control", "no-store"))
+        .body(text)
 }
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {

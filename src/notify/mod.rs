@@ -245,6 +245,7 @@ impl Sender {
             let e = &c.event;
             match delivery {
                 Delivery::Sent => {
+                    crate::metrics::mail_sent();
                     self.store.ack_mailed(e.id).await?;
                     log::info!(
                         "mail: event {} ({}) sent to user {}",
@@ -263,6 +264,7 @@ impl Sender {
                     );
                 }
                 Delivery::Refused(why) => {
+                    crate::metrics::mail_failed("refused");
                     let attempts = u32::try_from(c.attempts).unwrap_or(u32::MAX);
                     let wait = backoff(Duration::from_secs(60), attempts, REFUSED_MAX);
                     self.store
@@ -277,6 +279,7 @@ impl Sender {
                     );
                 }
                 Delivery::Unreachable(why) => {
+                    crate::metrics::mail_failed("unreachable");
                     self.store.defer_mail(e.id, retry_at).await?;
                     unreachable = Some(why);
                 }

@@ -127,6 +127,11 @@ impl Service {
         &self.store
     }
 
+    /// (slots, slots held, waiting requests) of the argon2 pool, for `/metrics`.
+    pub fn hashing_occupancy(&self) -> (usize, usize, usize) {
+        self.hasher.occupancy()
+    }
+
     /// Runs a call a front door decoded. Every attempt is audited here or in its
     /// change's own transaction.
     pub async fn handle(&self, call: Call, ctx: &RequestContext) -> Attempt {
@@ -144,9 +149,13 @@ impl Service {
         match &attempt.result {
             // The caller is told nothing of it; the log keeps the cause.
             Err(ServiceError::Internal(source)) => {
+                if source.is::<crate::store::StoreError>() {
+                    crate::metrics::database_error("error");
+                }
                 log::error!("request_id={} internal error: {source}", ctx.request_id);
             }
             Err(ServiceError::Unavailable(source)) => {
+                crate::metrics::database_error("unavailable");
                 log::error!(
                     "request_id={} database unavailable: {source}",
                     ctx.request_id

@@ -267,6 +267,7 @@ impl Service {
                 ThrottleKey::Pair(_) => ("pair", "PAIR_LOCKED"),
                 ThrottleKey::Address(_) => ("address", "ADDRESS_THROTTLED"),
             };
+            crate::metrics::lockout(what);
             let until = chrono::DateTime::from_timestamp_millis(until)
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
                 .unwrap_or_default();

@@ -254,6 +254,7 @@ fn run(store: Store, mut rx: mpsc::Receiver<Message>, upkeep: Upkeep) {
                 let counted = store.write_refusals(&gathered, &upkeep.policy, now)?;
                 for c in counted {
                     if let Some(until) = c.started {
+                        crate::metrics::lockout("address");
                         warn!(
                             "request_id={} lockout: address locked until {} after repeated refused calls",
                             c.request_id,
@@ -288,6 +289,7 @@ fn write_with_retries(what: &str, mut write: impl FnMut() -> Result<(), StoreErr
                 error!("audit: gave up writing {what} after {attempt} attempts: {e}");
             }
             Err(e) => {
+                crate::metrics::database_retry("audit_write");
                 warn!("audit: could not write {what} ({e}); retrying in {delay:?}");
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(10));

@@ -109,6 +109,15 @@ impl Store {
         }
     }
 
+    /// Reset links issued and neither used nor expired at `now_ms`, in every account
+    /// (`/metrics`).
+    pub async fn outstanding_resets(&self, now_ms: i64) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.outstanding_resets(now_ms).await,
+            Store::Postgres(p) => p.outstanding_resets(now_ms).await,
+        }
+    }
+
     /// The e-mail key of the user `user_id` of the account `account_key`, if there is one
     /// (a sign-in by user id counts against that user's pair).
     pub async fn email_key_of(

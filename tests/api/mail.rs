@@ -16,19 +16,19 @@ use crate::rest::{Call, send};
 
 /// One mail the sink accepted: the envelope's recipient and the message as sent.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     to: String,
     data: String,
 }
 
 /// An SMTP server on a loopback port, accepting every mail, or refusing every recipient.
-struct Sink {
-    port: u16,
+pub(crate) struct Sink {
+    pub(crate) port: u16,
     mails: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Sink {
-    fn start(port: u16, refuse: bool) -> Sink {
+    pub(crate) fn start(port: u16, refuse: bool) -> Sink {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the SMTP sink");
         let port = listener.local_addr().expect("sink address").port();
         let mails: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -49,7 +49,7 @@ impl Sink {
     }
 
     /// Waits until `n` mails arrived (or 20 s passed); returns them.
-    fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) fn wait_for(&self, n: usize) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.mails().len() < n && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));

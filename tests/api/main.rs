@@ -22,6 +22,7 @@ mod leniency;
 mod lockout;
 mod logs;
 mod mail;
+mod metrics;
 mod model;
 mod parity;
 mod permissions;

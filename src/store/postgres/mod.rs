@@ -391,6 +391,17 @@ impl PgStore {
         .await
     }
 
+    pub async fn outstanding_resets(&self, now_ms: i64) -> Result<i64, StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached("SELECT count(*) FROM reset_tokens WHERE expires_at > $1")
+                .await?;
+            Ok(client.query_one(&stmt, &[&now_ms]).await?.try_get(0)?)
+        })
+        .await
+    }
+
     pub async fn reset_pending(&self, user_id: i64, now_ms: i64) -> Result<bool, StoreError> {
         self.run(|pool| async move {
             let client = pool.get().await?;
@@ -618,6 +629,7 @@ where
         tries += 1;
         match attempt().await {
             Err(e) if tries < SERIALIZATION_ATTEMPTS && retryable(&e) => {
+                crate::metrics::database_retry("serialization");
                 tokio::time::sleep(Duration::from_millis(5 << tries)).await;
             }
             other => return other,

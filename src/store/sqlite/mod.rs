@@ -145,6 +145,15 @@ impl SqliteStore {
             .is_ok()
     }
 
+    pub async fn outstanding_resets(&self, now_ms: i64) -> Result<i64, StoreError> {
+        self.call(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT count(*) FROM reset_tokens WHERE expires_at > ?1")?
+                .query_row([now_ms], |r| r.get(0))?)
+        })
+        .await
+    }
+
     /// The e-mail key of the user `user_id` of the account `account_key`, if there is one
     /// (a sign-in by user id counts against that user's pair).
     pub async fn email_key_of(
