@@ -628,12 +628,22 @@ fn shown_host(bind: &str) -> &str {
 }
 
 fn import(args: ImportArgs) -> Result<(), Stop> {
-    let json = std::fs::read_to_string(&args.file)
+    // Opened here first so that a missing file is told before the database is opened;
+    // the import reads it twice (all but the users, then the users as a stream).
+    std::fs::File::open(&args.file)
+        .and_then(|f| f.metadata())
+        .and_then(|m| {
+            if m.is_dir() {
+                Err(std::io::Error::other("it is a directory"))
+            } else {
+                Ok(())
+            }
+        })
         .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
     let settings = Settings::new("127.0.0.1:0", args.db.db);
     let params = args.hash.params()?;
     let store = startup::open_store(&settings).map_err(|e| e.to_string())?;
-    let summary = provision::import_json(&store, &json, params)
+    let summary = provision::import_file(&store, &args.file, params)
         .map_err(|e| format!("{}: {e}", args.file.display()))?;
     say(format_args!(
         "imported {}: {} accounts, {} departments, {} roles, {} users created, {} updated",

@@ -371,12 +371,15 @@ pub enum SignInGate {
     Full,
 }
 
-// A provisioning file, validated, as the store imports it.
+// A provisioning file, validated, as the store imports it: its accounts (with their
+// departments and roles) first, then its users a batch at a time, as they are read.
 
-/// A whole provisioning file, validated: every reference resolves within its account.
-#[derive(Debug, Default)]
-pub struct DirectoryPlan {
-    pub accounts: Vec<AccountPlan>,
+/// One batch of validated users of the account at `account` (an index into the
+/// accounts the import began with), in file order.
+#[derive(Debug)]
+pub struct UserBatch {
+    pub account: usize,
+    pub users: Vec<UserPlan>,
 }
 
 #[derive(Debug)]
@@ -388,7 +391,6 @@ pub struct AccountPlan {
     /// Parents come before their children.
     pub departments: Vec<DepartmentPlan>,
     pub roles: Vec<RolePlan>,
-    pub users: Vec<UserPlan>,
 }
 
 #[derive(Debug)]
@@ -417,6 +419,10 @@ pub struct UserPlan {
     pub password_hash: Option<String>,
     pub manages: Vec<String>,
     pub custom_roles: Vec<CustomRolePlan>,
+    /// Stored users, later in the file, who give up their e-mail key and owner role
+    /// before this user is written: this user takes one of them. (Each is written with
+    /// its own values when its turn comes; one the file does not list fails the import.)
+    pub release: Vec<String>,
 }
 
 impl std::fmt::Debug for UserPlan {

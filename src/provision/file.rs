@@ -1,13 +1,44 @@
 //! The JSON shape of the provisioning file. Unknown keys are refused, so a typo such as
 //! `pasword` is an error instead of a silently ignored field.
+//!
+//! [`FileDoc`] is the first pass's view: everything but the users, whom it only counts
+//! (checking that `users` is an array of JSON values). The users are read one at a time
+//! as [`UserDoc`]s in the second pass (`super::stream`).
+
+use std::fmt;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileDoc {
     pub accounts: Vec<AccountDoc>,
+}
+
+/// The number of elements of the `users` array, each skipped unread.
+#[derive(Default)]
+pub struct UserCount(pub u64);
+
+impl<'de> Deserialize<'de> for UserCount {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Counting;
+        impl<'de> Visitor<'de> for Counting {
+            type Value = UserCount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UserCount, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(UserCount(n))
+            }
+        }
+        de.deserialize_seq(Counting)
+    }
 }
 
 #[derive(Deserialize)]
@@ -22,7 +53,7 @@ pub struct AccountDoc {
     #[serde(default)]
     pub roles: Vec<RoleDoc>,
     #[serde(default)]
-    pub users: Vec<UserDoc>,
+    pub users: UserCount,
 }
 
 #[derive(Deserialize, Default)]

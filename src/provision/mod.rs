@@ -1,18 +1,24 @@
 //! The provisioning file (contract §8): parsing the JSON, validating every reference with
 //! an error that names its JSON path, hashing plain passwords on all cores, and handing
-//! the store a plan it applies in one transaction.
+//! the store the accounts and then the users, a batch at a time, which it applies in one
+//! transaction. The file is read twice and never held whole: the first pass keeps all
+//! but the users, the second (`stream`) parses, validates, hashes and writes users in a
+//! pipeline of three threads, so memory stays bounded by a few batches and two compact
+//! maps of the ids and e-mails seen.
 
 mod file;
+mod stream;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
 
-use rayon::prelude::*;
 use secrecy::ExposeSecret;
 
 use crate::crypto::{self, HashParams};
 use crate::domain::records::{
-    AccountPlan, CustomRolePlan, DepartmentPlan, DirectoryPlan, ExistingIds, ImportSummary,
-    RolePlan, UserPlan,
+    AccountPlan, CustomRolePlan, DepartmentPlan, ExistingIds, ImportSummary, RolePlan, UserPlan,
 };
 use crate::domain::{AccountUrl, Email, Password, PasswordPolicy, Role, UserStatus};
 use crate::store::{Store, StoreError};
@@ -42,31 +48,63 @@ fn invalid(path: impl Into<String>, message: impl Into<String>) -> ImportError {
     }
 }
 
-/// Parses, validates, hashes and imports `json` into `store`.
+/// Parses, validates, hashes and imports `json` into `store` (see [`import_file`]).
 pub fn import_json(
     store: &Store,
     json: &str,
     params: HashParams,
 ) -> Result<ImportSummary, ImportError> {
-    let doc = parse(json)?;
-    let progress = Progress::on_terminal();
-    let mut plan = DirectoryPlan::default();
+    import_from(store, &|| Ok(Box::new(json.as_bytes())), params)
+}
+
+/// Parses, validates, hashes and imports the file at `path` into `store`, all or
+/// nothing, holding only a batch of users at a time (issue 13): a first pass reads
+/// everything but the users (skipping them), a second streams the users to the store's
+/// one transaction.
+pub fn import_file(
+    store: &Store,
+    path: &Path,
+    params: HashParams,
+) -> Result<ImportSummary, ImportError> {
+    import_from(
+        store,
+        &|| {
+            let file = File::open(path)?;
+            Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+        },
+        params,
+    )
+}
+
+/// Opens the document afresh (it is read twice).
+type Open<'a> = dyn Fn() -> std::io::Result<Box<dyn Read + Send + 'a>> + Sync + 'a;
+
+fn import_from(
+    store: &Store,
+    open: &Open<'_>,
+    params: HashParams,
+) -> Result<ImportSummary, ImportError> {
+    let doc = parse(open().map_err(unreadable)?)?;
+    let mut plans = Vec::with_capacity(doc.accounts.len());
+    let mut accounts = Vec::with_capacity(doc.accounts.len());
     let mut urls = HashSet::new();
     for (i, account) in doc.accounts.into_iter().enumerate() {
         let path = format!("accounts[{i}]");
         let existing = store.existing_ids(&AccountUrl::key_of(&account.url))?;
-        let planned = plan_account(&path, account, &existing, params, &progress)?;
-        if !urls.insert(planned.url_key.clone()) {
+        let (plan, known) = plan_account(&path, account, existing)?;
+        if !urls.insert(plan.url_key.clone()) {
             return Err(invalid(
                 format!("{path}.url"),
                 "the same account appears twice",
             ));
         }
-        plan.accounts.push(planned);
+        plans.push(plan);
+        accounts.push(known);
     }
-    let total: u64 = plan.accounts.iter().map(|a| a.users.len() as u64).sum();
-    let writing = progress.bar("writing users", total);
-    let summary = store.import(&plan, &|n| {
+    let total: u64 = accounts.iter().map(|a| a.users).sum();
+    let progress = Progress::on_terminal();
+    let writing = progress.bar("importing users", total);
+    let summary = stream::import_users(store, open, &plans, &accounts, params, &|n| {
         if let Some(bar) = &writing {
             bar.set_position(n);
         }
@@ -75,6 +113,10 @@ pub fn import_json(
         bar.finish_and_clear();
     }
     Ok(summary)
+}
+
+fn unreadable(e: std::io::Error) -> ImportError {
+    invalid("$", format!("cannot read it: {e}"))
 }
 
 /// Progress bars on stderr with rate and ETA, only when stderr is a terminal (never in
@@ -96,7 +138,7 @@ impl Progress {
         }
         let bar = indicatif::ProgressBar::new(len);
         let style = indicatif::ProgressStyle::with_template(
-            "{msg:>14} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+            "{msg:>16} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
         )
         .map(|s| s.progress_chars("=> "));
         if let Ok(style) = style {
@@ -107,23 +149,38 @@ impl Progress {
     }
 }
 
-/// Parses the JSON; errors name the path where parsing stopped.
-fn parse(json: &str) -> Result<FileDoc, ImportError> {
-    let de = &mut serde_json::Deserializer::from_str(json);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { "$".to_string() } else { path };
-        invalid(path, e.inner().to_string())
-    })
+/// The error of a parse that stopped at `path`.
+fn parse_error(e: serde_path_to_error::Error<serde_json::Error>) -> ImportError {
+    let path = e.path().to_string();
+    let path = if path == "." { "$".to_string() } else { path };
+    invalid(path, e.inner().to_string())
 }
 
+/// The first pass: the document without its users (counted, not kept); errors name the
+/// path where parsing stopped. Trailing data after the document is refused.
+fn parse(read: impl Read) -> Result<FileDoc, ImportError> {
+    let mut de = serde_json::Deserializer::from_reader(read);
+    let doc = serde_path_to_error::deserialize(&mut de).map_err(parse_error)?;
+    de.end().map_err(|e| invalid("$", e.to_string()))?;
+    Ok(doc)
+}
+
+/// What the users of one account are checked against, from the first pass.
+pub(crate) struct AccountFacts {
+    path: String,
+    departments: HashSet<String>,
+    roles: HashSet<String>,
+    existing: ExistingIds,
+    /// Users in the file.
+    users: u64,
+}
+
+/// Validates an account, its policy, departments and roles.
 fn plan_account(
     path: &str,
     a: AccountDoc,
-    existing: &ExistingIds,
-    params: HashParams,
-    progress: &Progress,
-) -> Result<AccountPlan, ImportError> {
+    existing: ExistingIds,
+) -> Result<(AccountPlan, AccountFacts), ImportError> {
     let url =
         AccountUrl::parse("url", &a.url).map_err(|e| invalid(format!("{path}.url"), e.message))?;
     if a.name.trim().is_empty() {
@@ -171,105 +228,22 @@ fn plan_account(
             permissions: r.permissions,
         });
     }
-
-    let mut users = Vec::new();
-    let mut user_ids = HashSet::new();
-    let mut emails: HashMap<String, usize> = HashMap::new();
-    let mut owners = 0;
-    let mut to_hash = Vec::new();
-    for (i, u) in a.users.into_iter().enumerate() {
-        let upath = format!("{path}.users[{i}]");
-        let is_new = !existing.users.contains(&u.id);
-        let known = Known {
-            departments: &seen,
-            roles: &role_ids,
-            existing,
-        };
-        let (plan, plain) = plan_user(&upath, u, &known, is_new, params)?;
-        if !user_ids.insert(plan.ext_id.clone()) {
-            return Err(invalid(
-                format!("{upath}.id"),
-                format!("user \"{}\" appears twice", plan.ext_id),
-            ));
-        }
-        if let Some(first) = emails.insert(plan.email_key.clone(), i) {
-            return Err(invalid(
-                format!("{upath}.email"),
-                format!("e-mail already used by {path}.users[{first}]"),
-            ));
-        }
-        if plan.role == Role::Owner {
-            owners += 1;
-            if owners > 1 {
-                return Err(invalid(format!("{upath}.role"), "an account has one owner"));
-            }
-        }
-        if let Some(plain) = plain {
-            to_hash.push((users.len(), plain));
-        }
-        users.push(plan);
-    }
-    clashes_with_stored_users(path, &users, &user_ids, existing)?;
-
-    // Plain passwords of new users, hashed on every core.
-    let hashing = progress.bar("hashing", to_hash.len() as u64);
-    let hashed: Vec<(usize, Result<String, crypto::CryptoError>)> = to_hash
-        .into_par_iter()
-        .map(|(index, plain)| {
-            let hash = crypto::hash_blocking(params, &plain);
-            if let Some(bar) = &hashing {
-                bar.inc(1);
-            }
-            (index, hash)
-        })
-        .collect();
-    if let Some(bar) = hashing {
-        bar.finish_and_clear();
-    }
-    for (index, hash) in hashed {
-        users[index].password_hash = Some(hash.map_err(ImportError::Hash)?);
-    }
-
-    Ok(AccountPlan {
+    let plan = AccountPlan {
         url: url.as_str().to_string(),
         url_key: url.key().to_string(),
         name: a.name,
         policy,
         departments,
         roles,
-        users,
-    })
-}
-
-/// An e-mail or the owner role held by a stored user whom the file does not mention
-/// (and so does not move away) cannot be taken: refused here, with the taker's path,
-/// rather than as a constraint failure inside the import transaction.
-fn clashes_with_stored_users(
-    path: &str,
-    users: &[UserPlan],
-    in_file: &HashSet<String>,
-    existing: &ExistingIds,
-) -> Result<(), ImportError> {
-    let kept_by_other = |holder: &String, taker: &str| holder != taker && !in_file.contains(holder);
-    for (i, u) in users.iter().enumerate() {
-        if let Some(holder) = existing.emails.get(&u.email_key) {
-            if kept_by_other(holder, &u.ext_id) {
-                return Err(invalid(
-                    format!("{path}.users[{i}].email"),
-                    format!("e-mail already used by stored user \"{holder}\""),
-                ));
-            }
-        }
-        if let (Role::Owner, Some(owner)) = (u.role, &existing.owner) {
-            if kept_by_other(owner, &u.ext_id) {
-                return Err(invalid(
-                    format!("{path}.users[{i}].role"),
-                    format!("an account has one owner, and stored user \"{owner}\" is it"),
-                ));
-            }
-        }
-    }
-    Ok(())
+    };
+    let facts = AccountFacts {
+        path: path.to_string(),
+        departments: seen,
+        roles: role_ids,
+        existing,
+        users: a.users.0,
+    };
+    Ok((plan, facts))
 }
 
 fn plan_policy(path: &str, a: &AccountDoc) -> Result<PasswordPolicy, ImportError> {
@@ -360,7 +334,9 @@ fn plan_user(
     is_new: bool,
     params: HashParams,
 ) -> Result<(UserPlan, Option<Password>), ImportError> {
-    non_empty(&format!("{path}.id"), &u.id)?;
+    if u.id.trim().is_empty() {
+        return Err(invalid(format!("{path}.id"), "is empty"));
+    }
     let email =
         Email::parse("email", &u.email).map_err(|e| invalid(format!("{path}.email"), e.message))?;
     let role = Role::parse(&u.role).ok_or_else(|| {
@@ -381,14 +357,15 @@ fn plan_user(
             )
         })?,
     };
-    let department_ref = |p: String, id: &str| {
+    // The path is formatted only for an error: this runs once per user of a large file.
+    let department_ref = |p: &dyn Fn() -> String, id: &str| {
         if known.departments.contains(id) || known.existing.departments.contains(id) {
             Ok(())
         } else {
-            Err(invalid(p, format!("no department \"{id}\"")))
+            Err(invalid(p(), format!("no department \"{id}\"")))
         }
     };
-    department_ref(format!("{path}.department"), &u.department)?;
+    department_ref(&|| format!("{path}.department"), &u.department)?;
     if !u.manages.is_empty() && role != Role::DepartmentAdmin {
         return Err(invalid(
             format!("{path}.manages"),
@@ -396,7 +373,7 @@ fn plan_user(
         ));
     }
     for (i, m) in u.manages.iter().enumerate() {
-        department_ref(format!("{path}.manages[{i}]"), m)?;
+        department_ref(&|| format!("{path}.manages[{i}]"), m)?;
     }
     let mut custom_roles = Vec::new();
     for (i, cr) in u.custom_roles.into_iter().enumerate() {
@@ -407,7 +384,7 @@ fn plan_user(
             ));
         }
         for (j, d) in cr.departments.iter().enumerate() {
-            department_ref(format!("{path}.custom_roles[{i}].departments[{j}]"), d)?;
+            department_ref(&|| format!("{path}.custom_roles[{i}].departments[{j}]"), d)?;
         }
         custom_roles.push(CustomRolePlan {
             role: cr.role,
@@ -449,6 +426,7 @@ fn plan_user(
         password_hash: hash,
         manages: u.manages,
         custom_roles,
+        release: Vec::new(),
     };
     Ok((plan, plain))
 }
@@ -459,14 +437,16 @@ mod tests {
 
     #[test]
     fn shape_errors_name_the_json_path() {
-        let err = parse(r#"{"accounts":[{"url":"x","name":"n","users":[{"id":1}]}]}"#)
+        // The first pass counts the users without reading them, but they must be an array.
+        let err = parse(r#"{"accounts":[{"url":"x","name":"n","users":{}}]}"#.as_bytes())
             .err()
             .unwrap();
-        assert!(
-            err.to_string().starts_with("accounts[0].users[0].id: "),
-            "{err}"
-        );
-        let err = parse(r#"{"accounts":[{"url":"x","name":"n","departmnets":[]}]}"#)
+        assert!(err.to_string().starts_with("accounts[0].users: "), "{err}");
+        let err = parse(r#"{"accounts":[{"url":"x","name":"n","users":[{"id":1}]}]} x"#.as_bytes())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("trailing characters"), "{err}");
+        let err = parse(r#"{"accounts":[{"url":"x","name":"n","departmnets":[]}]}"#.as_bytes())
             .err()
             .unwrap();
         assert!(

@@ -14,9 +14,9 @@ use crate::config::Database;
 
 pub use crate::domain::lockout::ThrottlePolicy;
 use crate::domain::records::{
-    Applied, AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, DirectoryPlan,
-    ExistingIds, ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser,
-    ResetRecord, Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey,
+    AccountPlan, Applied, AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, ExistingIds,
+    ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser, ResetRecord,
+    Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey, UserBatch,
 };
 pub use audit::{AuditSink, AuditWriter, DEFAULT_RETENTION, Upkeep};
 pub use sqlite::LockCache;
@@ -42,6 +42,9 @@ pub enum StoreError {
     Config(String),
     #[error("the database did not answer in time")]
     Timeout,
+    /// An import's source of users stopped it (its reason is the source's to report).
+    #[error("the import was stopped by its source")]
+    Aborted,
 }
 
 /// What `/health/ready` reports.
@@ -322,12 +325,13 @@ impl Store {
     /// many users are written so far.
     pub fn import(
         &self,
-        plan: &DirectoryPlan,
+        accounts: &[AccountPlan],
+        users: &mut dyn FnMut() -> Result<Option<UserBatch>, StoreError>,
         progress: &dyn Fn(u64),
     ) -> Result<ImportSummary, StoreError> {
         match self {
-            Store::Sqlite(s) => s.import(plan, progress),
-            Store::Postgres(p) => p.import(plan, progress),
+            Store::Sqlite(s) => s.import(accounts, users, progress),
+            Store::Postgres(p) => p.import(accounts, users, progress),
         }
     }
 

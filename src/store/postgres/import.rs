@@ -9,12 +9,10 @@ use deadpool_postgres::{GenericClient, Transaction};
 
 use super::super::StoreError;
 use crate::domain::Role;
-use crate::domain::records::{AccountPlan, DirectoryPlan, ExistingIds, ImportSummary, UserPlan};
+use crate::domain::records::{AccountPlan, ExistingIds, ImportSummary, UserBatch, UserPlan};
 
 /// Rows per multi-row statement.
 const CHUNK: usize = 5000;
-/// How often (in users) the import reports progress.
-const PROGRESS_EVERY: usize = 10_000;
 
 pub(super) async fn existing_ids(
     client: &impl GenericClient,
@@ -68,15 +66,29 @@ pub(super) async fn existing_ids(
 
 pub(super) async fn import(
     client: &mut deadpool_postgres::Client,
-    plan: &DirectoryPlan,
+    accounts: &[AccountPlan],
+    next: &mut dyn FnMut() -> Result<Option<UserBatch>, StoreError>,
     progress: &dyn Fn(u64),
 ) -> Result<ImportSummary, StoreError> {
     let tx = client.transaction().await?;
     let mut summary = ImportSummary::default();
+    let mut ids = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        ids.push(import_account(&tx, account, &mut summary).await?);
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut done = 0u64;
-    for account in &plan.accounts {
-        import_account(&tx, account, &mut summary, &|n| progress(done + n)).await?;
-        done += account.users.len() as u64;
+    // `next` blocks this thread until the reader has a batch: the future runs on it
+    // (`block_on`), and the connection's I/O on the runtime's workers.
+    while let Some(batch) = next()? {
+        let account = ids.get(batch.account).ok_or_else(|| {
+            StoreError::Conflict(format!("no account {} in this import", batch.account))
+        })?;
+        for chunk in batch.users.chunks(CHUNK) {
+            import_users(&tx, account, chunk, &now, &mut summary).await?;
+        }
+        done += batch.users.len() as u64;
+        progress(done);
     }
     // A user the directory deactivated or handed to an external directory loses their
     // reset links (contract §11.4).
@@ -111,12 +123,20 @@ pub(super) async fn import(
     Ok(summary)
 }
 
+/// An account's rows, as the users refer to them.
+struct AccountIds {
+    id: i64,
+    departments: HashMap<String, i64>,
+    roles: HashMap<String, i64>,
+    /// The account's stored users, read once.
+    stored: HashMap<String, i64>,
+}
+
 async fn import_account(
     tx: &Transaction<'_>,
     a: &AccountPlan,
     summary: &mut ImportSummary,
-    progress: &dyn Fn(u64),
-) -> Result<(), StoreError> {
+) -> Result<AccountIds, StoreError> {
     let p = &a.policy;
     let account_id: i64 = tx
         .query_one(
@@ -168,19 +188,6 @@ async fn import_account(
         departments.insert(d.ext_id.clone(), id);
         summary.departments += 1;
     }
-    // Departments the file refers to but does not list are the stored ones.
-    for row in tx
-        .query(
-            "SELECT ext_id, id FROM departments WHERE account_id = $1",
-            &[&account_id],
-        )
-        .await?
-    {
-        departments
-            .entry(row.try_get(0)?)
-            .or_insert(row.try_get(1)?);
-    }
-
     let mut roles: HashMap<String, i64> = HashMap::new();
     let upsert = tx
         .prepare_cached(
@@ -205,57 +212,70 @@ async fn import_account(
         roles.insert(r.ext_id.clone(), id);
         summary.roles += 1;
     }
-    for row in tx
-        .query(
+    // Departments and roles the file refers to but does not list are the stored ones.
+    let mut stored = HashMap::new();
+    for (sql, into) in [
+        (
+            "SELECT ext_id, id FROM departments WHERE account_id = $1",
+            &mut departments,
+        ),
+        (
             "SELECT ext_id, id FROM roles WHERE account_id = $1",
-            &[&account_id],
-        )
-        .await?
-    {
-        roles.entry(row.try_get(0)?).or_insert(row.try_get(1)?);
+            &mut roles,
+        ),
+        (
+            "SELECT ext_id, id FROM users WHERE account_id = $1",
+            &mut stored,
+        ),
+    ] {
+        for row in tx.query(sql, &[&account_id]).await? {
+            into.entry(row.try_get(0)?).or_insert(row.try_get(1)?);
+        }
     }
+    Ok(AccountIds {
+        id: account_id,
+        departments,
+        roles,
+        stored,
+    })
+}
+
+/// Writes one chunk of an account's users, in file order: the stored users they displace
+/// give up their e-mails and owner role, then the stored ones are updated one by one and
+/// the new ones inserted in one statement, then the scopes and custom roles of all.
+async fn import_users(
+    tx: &Transaction<'_>,
+    a: &AccountIds,
+    users: &[UserPlan],
+    now: &str,
+    summary: &mut ImportSummary,
+) -> Result<(), StoreError> {
+    let account_id = a.id;
     let department_of = |ext: &str| {
-        departments
+        a.departments
             .get(ext)
             .copied()
             .ok_or_else(|| StoreError::Conflict(format!("no department \"{ext}\"")))
     };
     let role_of = |ext: &str| {
-        roles
+        a.roles
             .get(ext)
             .copied()
             .ok_or_else(|| StoreError::Conflict(format!("no role \"{ext}\"")))
     };
-
-    let mut stored: HashMap<String, i64> = HashMap::new();
-    for row in tx
-        .query(
-            "SELECT ext_id, id FROM users WHERE account_id = $1",
-            &[&account_id],
-        )
-        .await?
-    {
-        stored.insert(row.try_get(0)?, row.try_get(1)?);
-    }
-    // Stored users in this file first give up the e-mails and the owner role they are
-    // leaving, so that moving either between two users does not trip a unique index.
-    let release = tx
-        .prepare_cached(
-            "UPDATE users SET email_key = 'released:' || id,
-                              role = CASE WHEN role = 'owner' THEN $4 ELSE role END
-              WHERE account_id = $1 AND ext_id = $2
-                AND (email_key <> $3 OR role = 'owner' AND $4 <> 'owner')",
-        )
-        .await?;
-    for u in a.users.iter().filter(|u| stored.contains_key(&u.ext_id)) {
+    let released: Vec<&str> = users
+        .iter()
+        .flat_map(|u| u.release.iter().map(String::as_str))
+        .collect();
+    if !released.is_empty() {
         tx.execute(
-            &release,
-            &[&account_id, &u.ext_id, &u.email_key, &u.role.as_str()],
+            "UPDATE users SET email_key = 'released:' || id,
+                              role = CASE WHEN role = 'owner' THEN 'user' ELSE role END
+              WHERE account_id = $1 AND ext_id = ANY($2)",
+            &[&account_id, &released],
         )
         .await?;
     }
-
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let update = tx
         .prepare_cached(
             "UPDATE users SET email = $2, email_key = $3, role = $4, department_id = $5,
@@ -263,14 +283,11 @@ async fn import_account(
               WHERE id = $1",
         )
         .await?;
-    let mut user_ids: HashMap<&str, i64> = HashMap::with_capacity(a.users.len());
+    let mut user_ids: HashMap<&str, i64> = HashMap::with_capacity(users.len());
     let mut new: Vec<&UserPlan> = Vec::new();
-    for (i, u) in a.users.iter().enumerate() {
-        if i % PROGRESS_EVERY == 0 {
-            progress(i as u64);
-        }
+    for u in users {
         let department = department_of(&u.department)?;
-        match stored.get(&u.ext_id).copied() {
+        match a.stored.get(&u.ext_id).copied() {
             Some(id) => {
                 tx.execute(
                     &update,
@@ -291,34 +308,36 @@ async fn import_account(
             None => new.push(u),
         }
     }
-    let updated: Vec<i64> = user_ids.values().copied().collect();
-    tx.execute(
-        "DELETE FROM user_manages WHERE user_id = ANY($1)",
-        &[&updated],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM user_roles WHERE user_id = ANY($1)",
-        &[&updated],
-    )
-    .await?;
-
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO users (account_id, ext_id, email, email_key, role, department_id,
-                                status, externally_managed, password_hash, password_changed_at)
-             SELECT $1, x.ext_id, x.email, x.email_key, x.role, x.department_id, x.status,
-                    x.externally_managed, x.password_hash, $2
-               FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[],
-                           $8::TEXT[], $9::BOOLEAN[], $10::TEXT[])
-                 AS x(ext_id, email, email_key, role, department_id, status,
-                      externally_managed, password_hash)
-             RETURNING ext_id, id",
+    if !user_ids.is_empty() {
+        let updated: Vec<i64> = user_ids.values().copied().collect();
+        tx.execute(
+            "DELETE FROM user_manages WHERE user_id = ANY($1)",
+            &[&updated],
         )
         .await?;
-    for chunk in new.chunks(CHUNK) {
+        tx.execute(
+            "DELETE FROM user_roles WHERE user_id = ANY($1)",
+            &[&updated],
+        )
+        .await?;
+    }
+
+    if !new.is_empty() {
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO users (account_id, ext_id, email, email_key, role, department_id,
+                                    status, externally_managed, password_hash, password_changed_at)
+                 SELECT $1, x.ext_id, x.email, x.email_key, x.role, x.department_id, x.status,
+                        x.externally_managed, x.password_hash, $2
+                   FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[],
+                               $8::TEXT[], $9::BOOLEAN[], $10::TEXT[])
+                     AS x(ext_id, email, email_key, role, department_id, status,
+                          externally_managed, password_hash)
+                 RETURNING ext_id, id",
+            )
+            .await?;
         let mut columns = NewUsers::default();
-        for u in chunk {
+        for u in &new {
             let hash = u.password_hash.as_deref().ok_or_else(|| {
                 StoreError::Conflict(format!("user \"{}\" is new but has no password", u.ext_id))
             })?;
@@ -352,18 +371,18 @@ async fn import_account(
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, StoreError>>()?;
-        for u in chunk {
+        for u in &new {
             if let Some(id) = by_ext.get(&u.ext_id) {
                 user_ids.insert(&u.ext_id, *id);
             }
         }
-        summary.users_created += chunk.len();
+        summary.users_created += new.len();
     }
 
-    // Scopes and custom roles, a batch at a time.
+    // Scopes and custom roles, in one statement each.
     let mut manages: (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
     let mut custom: (Vec<i64>, Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new(), Vec::new());
-    for u in &a.users {
+    for u in users {
         let Some(&user_id) = user_ids.get(u.ext_id.as_str()) else {
             continue;
         };
@@ -380,29 +399,23 @@ async fn import_account(
             }
         }
     }
-    for (users, depts) in manages.0.chunks(CHUNK).zip(manages.1.chunks(CHUNK)) {
+    if !manages.0.is_empty() {
         tx.execute(
             "INSERT INTO user_manages (user_id, department_id)
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) ON CONFLICT DO NOTHING",
-            &[&users, &depts],
+            &[&manages.0, &manages.1],
         )
         .await?;
     }
-    for ((users, roles), depts) in custom
-        .0
-        .chunks(CHUNK)
-        .zip(custom.1.chunks(CHUNK))
-        .zip(custom.2.chunks(CHUNK))
-    {
+    if !custom.0.is_empty() {
         tx.execute(
             "INSERT INTO user_roles (user_id, role_id, department_id)
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[])
              ON CONFLICT DO NOTHING",
-            &[&users, &roles, &depts],
+            &[&custom.0, &custom.1, &custom.2],
         )
         .await?;
     }
-    progress(a.users.len() as u64);
     Ok(())
 }
 

@@ -538,13 +538,14 @@ impl PgStore {
     /// Applies a validated provisioning plan in one transaction.
     pub fn import(
         &self,
-        plan: &crate::domain::records::DirectoryPlan,
+        accounts: &[crate::domain::records::AccountPlan],
+        users: &mut dyn FnMut() -> Result<Option<crate::domain::records::UserBatch>, StoreError>,
         progress: &dyn Fn(u64),
     ) -> Result<crate::domain::records::ImportSummary, StoreError> {
-        // block_on runs the future on this thread: it may borrow the plan.
+        // block_on runs the future on this thread: it may borrow the plans and the source.
         self.rt.get().block_on(async {
             let mut client = self.pool.get().await?;
-            import::import(&mut client, plan, progress).await
+            import::import(&mut client, accounts, users, progress).await
         })
     }
 

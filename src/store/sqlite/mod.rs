@@ -20,9 +20,9 @@ use rusqlite::Connection;
 use super::StoreError;
 use crate::domain::lockout::ThrottlePolicy;
 use crate::domain::records::{
-    Applied, AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, DirectoryPlan,
-    ExistingIds, ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser,
-    ResetRecord, Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey,
+    AccountPlan, Applied, AuditEntry, AuditFilter, AuditRecord, ChangeRecord, Claimed, ExistingIds,
+    ImportSummary, LinkOwner, LockStarted, OutboxEvent, ReachCursor, ReachedUser, ResetRecord,
+    Settlement, SignIn, SignInGate, TargetRecord, ThrottleKey, UserBatch,
 };
 pub use throttle::LockCache;
 
@@ -373,10 +373,11 @@ impl SqliteStore {
     /// many users are written so far.
     pub fn import(
         &self,
-        plan: &DirectoryPlan,
+        accounts: &[AccountPlan],
+        users: &mut dyn FnMut() -> Result<Option<UserBatch>, StoreError>,
         progress: &dyn Fn(u64),
     ) -> Result<ImportSummary, StoreError> {
-        self.write_blocking(|conn| import::import(conn, plan, progress))
+        self.write_blocking(|conn| import::import(conn, accounts, users, progress))
     }
 
     /// Audit rows matching `filter`, oldest first.
