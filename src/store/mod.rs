@@ -10,6 +10,8 @@ mod codec;
 mod postgres;
 mod sqlite;
 
+use std::collections::HashMap;
+
 use crate::config::Database;
 
 pub use crate::domain::lockout::ThrottlePolicy;
@@ -20,6 +22,32 @@ use crate::domain::records::{
 };
 pub use audit::{AuditSink, AuditWriter, DEFAULT_RETENTION, Upkeep};
 pub use sqlite::LockCache;
+
+/// An account's rows as an import's users refer to them, on either backend.
+pub(crate) struct AccountIds {
+    pub(crate) id: i64,
+    pub(crate) departments: HashMap<String, i64>,
+    pub(crate) roles: HashMap<String, i64>,
+    /// The account's stored users, read once: a user absent from it is inserted without
+    /// the lookups and clean-up an update needs.
+    pub(crate) stored: HashMap<String, i64>,
+}
+
+impl AccountIds {
+    pub(crate) fn department(&self, ext: &str) -> Result<i64, StoreError> {
+        self.departments
+            .get(ext)
+            .copied()
+            .ok_or_else(|| StoreError::Conflict(format!("no department \"{ext}\"")))
+    }
+
+    pub(crate) fn role(&self, ext: &str) -> Result<i64, StoreError> {
+        self.roles
+            .get(ext)
+            .copied()
+            .ok_or_else(|| StoreError::Conflict(format!("no role \"{ext}\"")))
+    }
+}
 
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]

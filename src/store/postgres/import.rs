@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::super::StoreError;
+use super::super::{AccountIds, StoreError};
 use crate::domain::Role;
 use crate::domain::records::{AccountPlan, ExistingIds, ImportSummary, UserBatch, UserPlan};
 
@@ -121,15 +121,6 @@ pub(super) async fn import(
         }
     }
     Ok(summary)
-}
-
-/// An account's rows, as the users refer to them.
-struct AccountIds {
-    id: i64,
-    departments: HashMap<String, i64>,
-    roles: HashMap<String, i64>,
-    /// The account's stored users, read once.
-    stored: HashMap<String, i64>,
 }
 
 async fn import_account(
@@ -278,18 +269,8 @@ async fn import_users(
     summary: &mut ImportSummary,
 ) -> Result<(), StoreError> {
     let account_id = a.id;
-    let department_of = |ext: &str| {
-        a.departments
-            .get(ext)
-            .copied()
-            .ok_or_else(|| StoreError::Conflict(format!("no department \"{ext}\"")))
-    };
-    let role_of = |ext: &str| {
-        a.roles
-            .get(ext)
-            .copied()
-            .ok_or_else(|| StoreError::Conflict(format!("no role \"{ext}\"")))
-    };
+    let department_of = |ext: &str| a.department(ext);
+    let role_of = |ext: &str| a.role(ext);
     let released: Vec<&str> = users
         .iter()
         .flat_map(|u| u.release.iter().map(String::as_str))

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use super::StoreError;
 use crate::domain::Role;
 use crate::domain::records::{AccountPlan, ExistingIds, ImportSummary, UserBatch, UserPlan};
+use crate::store::AccountIds;
 
 pub(super) fn existing_ids(
     conn: &Connection,
@@ -73,16 +74,6 @@ pub(super) fn import(
         "PRAGMA cache_size = {cache}; PRAGMA temp_store = {temp}; PRAGMA foreign_keys = ON;"
     ))?;
     result
-}
-
-/// An account's rows, as the users refer to them.
-struct AccountIds {
-    id: i64,
-    departments: HashMap<String, i64>,
-    roles: HashMap<String, i64>,
-    /// The account's stored users, read once: a user absent from it is inserted without
-    /// the lookups and clean-up an update needs.
-    stored: HashMap<String, i64>,
 }
 
 fn import_all(
@@ -251,18 +242,8 @@ fn import_users(
     summary: &mut ImportSummary,
 ) -> Result<(), StoreError> {
     let account_id = a.id;
-    let department_of = |ext: &str| {
-        a.departments
-            .get(ext)
-            .copied()
-            .ok_or_else(|| StoreError::Conflict(format!("no department \"{ext}\"")))
-    };
-    let role_of = |ext: &str| {
-        a.roles
-            .get(ext)
-            .copied()
-            .ok_or_else(|| StoreError::Conflict(format!("no role \"{ext}\"")))
-    };
+    let department_of = |ext: &str| a.department(ext);
+    let role_of = |ext: &str| a.role(ext);
     // A stored user whose e-mail or owner role a user of the file takes gives both up
     // first (the file lists them later; their own row is written then), so that a file
     // moving either between two users does not trip the unique indexes, whatever order
