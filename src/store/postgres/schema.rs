@@ -11,7 +11,13 @@ use tokio_postgres::error::SqlState;
 use super::StoreError;
 
 /// Every migration, oldest first: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_schema.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_schema.sql")),
+    (
+        2,
+        include_str!("migrations/0002_user_department_in_account.sql"),
+    ),
+];
 
 /// Attempts at creating the bookkeeping table while another instance creates it too.
 const CREATE_ATTEMPTS: u32 = 5;
