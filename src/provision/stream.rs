@@ -243,7 +243,7 @@ impl<'a> Reader<'a> {
     }
 
     fn run(&mut self, read: impl std::io::Read) -> Result<(), ImportError> {
-        let mut de = serde_json::Deserializer::from_reader(read);
+        let mut de = serde_json::Deserializer::from_reader(super::buffered(read));
         let mut track = serde_path_to_error::Track::new();
         let parsed =
             DocSeed(self).deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
