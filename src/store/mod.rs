@@ -62,7 +62,7 @@ pub enum StoreError {
     Join(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("database error: {0}")]
+    #[error("database error: {}", postgres_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
     PgPool(#[from] deadpool_postgres::PoolError),
@@ -73,6 +73,16 @@ pub enum StoreError {
     /// An import's source of users stopped it (its reason is the source's to report).
     #[error("the import was stopped by its source")]
     Aborted,
+}
+
+/// A PostgreSQL error as an operator can act on it: the server's message and SQLSTATE
+/// (tokio-postgres says only "db error"). Never the server's DETAIL: for a row that
+/// breaks a constraint it lists the row's values, password hash included.
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 /// What `/health/ready` reports.
