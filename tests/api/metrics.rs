@@ -87,7 +87,8 @@ fn python_parse(text: &str) -> Option<BTreeMap<Key, f64>> {
             .collect();
         labels.sort();
         let name = v["name"].as_str().expect("name").to_string();
-        samples.insert((name, labels), v["value"].as_f64().expect("value"));
+        let value = v["value"].as_str().expect("value");
+        samples.insert((name, labels), value.parse().expect("a number"));
     }
     Some(samples)
 }

@@ -3,7 +3,9 @@
 OpenMetrics one, strict about the format the service declares, and the classic
 Prometheus text one that older scrapers use — and prints every sample as one JSON
 object per line: {"family", "type", "name", "labels", "value"} (from the OpenMetrics
-parse). Fails when either parser refuses the text or they disagree on a sample's value.
+parse; the value as Python's shortest round-trip text, e.g. "0.040987906000000005", for
+the reader to parse exactly: a JSON number read back by serde_json may land one unit in
+the last place away). Fails when either parser refuses the text or they disagree on a sample's value.
 
 Run by tests/api/metrics.rs.
 """
@@ -29,7 +31,7 @@ def main():
         if key not in loose or loose[key] != s.value:
             sys.exit(f"the parsers disagree on {key}: {s.value} and {loose.get(key)}")
         print(json.dumps({"family": family.name, "type": family.type, "name": s.name,
-                          "labels": s.labels, "value": s.value}))
+                          "labels": s.labels, "value": repr(s.value)}))
 
 
 if __name__ == "__main__":
