@@ -673,3 +673,78 @@ fn a_file_may_move_an_email_or_the_owner_role_between_stored_users() {
         "0"
     );
 }
+
+/// Who manages what and holds which custom role over what, by external ids.
+fn scopes_and_grants(db: &TestDb) -> (Vec<String>, Vec<String>) {
+    (
+        db.column(
+            "SELECT u.ext_id || ' manages ' || d.ext_id FROM user_manages m
+               JOIN users u ON u.id = m.user_id JOIN departments d ON d.id = m.department_id
+              ORDER BY 1",
+            &[],
+        ),
+        db.column(
+            "SELECT u.ext_id || ' is ' || r.ext_id || ' over ' || d.ext_id FROM user_roles g
+               JOIN users u ON u.id = g.user_id JOIN roles r ON r.id = g.role_id
+               JOIN departments d ON d.id = g.department_id
+              ORDER BY 1",
+            &[],
+        ),
+    )
+}
+
+#[test]
+fn a_reimport_replaces_the_scopes_and_custom_roles_of_stored_users_and_gives_new_ones_theirs() {
+    // The scopes and custom roles of stored and new users are written by their external
+    // ids after the users themselves; a stored user's old ones go first.
+    let db = TestDb::fresh();
+    assert!(import_file(Path::new(DEMO_PATH), &db).status.success());
+    let (manages, grants) = scopes_and_grants(&db);
+    assert!(
+        manages.contains(&"u-sales-admin manages d-sales".to_string()),
+        "{manages:?}"
+    );
+    assert!(
+        grants.contains(&"u-help is r-helpdesk over d-emea".to_string()),
+        "{grants:?}"
+    );
+
+    let mut doc = demo_doc();
+    demo_user(&mut doc, "u-sales-admin")["manages"] = json!(["d-emea", "d-eng"]);
+    demo_user(&mut doc, "u-eng-admin")["manages"] = json!(["d-platform"]);
+    demo_user(&mut doc, "u-help")["custom_roles"] =
+        json!([{ "role": "r-trainer", "departments": ["d-apac", "d-platform"] }]);
+    doc["accounts"][0]["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "id": "u-new-admin", "email": "new-admin@example.com",
+            "password": "New-Admin-Pass-2718", "role": "department_admin",
+            "department": "d-root", "manages": ["d-apac"],
+            "custom_roles": [{ "role": "r-helpdesk", "departments": ["d-root"] }]
+        }));
+    let summary =
+        provision::import_json(&open(&db), &doc.to_string(), HashParams::default()).unwrap();
+    assert_eq!(summary.users_created, 1);
+
+    let (manages, grants) = scopes_and_grants(&db);
+    let expected_manages = [
+        "u-emea-admin manages d-emea",
+        "u-eng-admin manages d-platform",
+        "u-new-admin manages d-apac",
+        "u-sales-admin manages d-emea",
+        "u-sales-admin manages d-eng",
+    ];
+    assert_eq!(manages, expected_manages);
+    let expected_grants = [
+        "u-help is r-trainer over d-apac",
+        "u-help is r-trainer over d-platform",
+        "u-new-admin is r-helpdesk over d-root",
+        "u-trainer is r-trainer over d-sales",
+    ];
+    assert_eq!(grants, expected_grants);
+
+    // Once more, unchanged: the same rows, none twice.
+    provision::import_json(&open(&db), &doc.to_string(), HashParams::default()).unwrap();
+    assert_eq!(scopes_and_grants(&db), (manages, grants));
+}
