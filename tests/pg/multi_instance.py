@@ -10,7 +10,8 @@ cluster (tests/pg/cluster.sh, free ports), creates a database in it, and starts 
 What is checked, in order, stopping at the first failure (exit 1):
 
 1. start: both instances, started at once on an EMPTY database, come up and serve; one
-   migrated the schema (one `schema_migrations` row, one "migrated" log line), one loaded
+   applied each migration (one `schema_migrations` row and one "migrated" log line per
+   migration file), one loaded
    the demo directory's 13 users (the other logs that the database is not empty, or, when
    both found it empty, re-imported the same ids in place creating no user); the database
    holds the demo's users once each, all at credential version 1;
@@ -92,6 +93,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "tests" / "pg" / "cluster.sh"
 DEMO = json.loads((ROOT / "fixtures" / "demo.json").read_text())
+# The migrations this build applies: NNNN_*.sql, numbered from 1 without gaps.
+MIGRATIONS = sorted((ROOT / "src" / "store" / "postgres" / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql"))
 ACCOUNT = DEMO["accounts"][0]["url"]
 USERS = {u["id"]: u for u in DEMO["accounts"][0]["users"]}
 ADMIN = "u-admin"
@@ -434,9 +437,13 @@ def check_start(ctx):
     b.wait_ready()
     ready = time.monotonic() - started
     logs = {s.name: s.log() for s in (a, b)}
-    migrated = [n for n, log in logs.items() if "database migrated to version 1" in log]
-    check(len(migrated) == 1, f"exactly one instance migrated the empty database, got {migrated or 'none'}")
-    check(ctx.psql("SELECT count(*) FROM schema_migrations") == "1", "schema_migrations holds one row")
+    for version in range(1, len(MIGRATIONS) + 1):
+        migrated = [n for n, log in logs.items() if f"database migrated to version {version}\n" in log]
+        check(len(migrated) == 1,
+              f"exactly one instance applied migration {version} to the empty database, got {migrated or 'none'}")
+    check(ctx.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")
+          == ",".join(str(v) for v in range(1, len(MIGRATIONS) + 1)),
+          f"schema_migrations holds one row per migration ({len(MIGRATIONS)})")
     loaded = {n: re.findall(r"demo directory loaded: (\d+) users", log) for n, log in logs.items()}
     not_empty = [n for n, log in logs.items() if "database is not empty" in log]
     full = [n for n, found in loaded.items() if found == [str(len(USERS))]]
