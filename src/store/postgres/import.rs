@@ -93,7 +93,8 @@ pub(super) async fn import(
     // (`block_on`), and the connection's I/O on the runtime's workers. While it blocks,
     // the server runs the statements of the batch before, sent but not yet awaited: the
     // reader's parsing and this thread's encoding overlap the server's inserting, instead
-    // of taking turns with it (3.3 s of the server's 19 s idle on a 1M-user import).
+    // of taking turns with it (with migration 0002's single key check: 1M users 19.1 s
+    // → 13.2 s, the backend busy for 11.3 s of it).
     while let Some(batch) = next()? {
         let account = ids.get(batch.account).ok_or_else(|| {
             StoreError::Conflict(format!("no account {} in this import", batch.account))
